@@ -1,0 +1,515 @@
+"""Load and validate a mesh spec (YAML) into frozen models.
+
+The YAML is composed into nodes (not loaded into plain data) so that every problem can name its
+YAML path and line: `spec.yaml:14: listeners[0].nats.acl.publish.allow[1]: invalid subject ...`.
+All problems are collected, then raised together as one SpecError.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ..errors import EvmeshError, NativeLibraryMissing, SpecError, SpecIssue
+from .models import (
+    DEFAULT_ADMIN_PORT,
+    DEFAULT_BIND,
+    PLANNED_PROTOCOLS,
+    SUPPORTED_PROTOCOLS,
+    Acl,
+    AclRule,
+    Address,
+    Admin,
+    Broker,
+    Listener,
+    NatsOptions,
+    Spec,
+    SubjectGroup,
+)
+from .subjects import subject_pattern_problem
+
+SPEC_VERSION = 1
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+MAX_SUBJECT_GROUPS = 64
+NATS_LIMITS = {"max_payload": (1, 67108864), "max_control_line": (32, 1048576)}
+
+_TAG_NAMES = {
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:str": "a string",
+}
+
+
+def _describe(node: Node | None) -> str:
+    if node is None:
+        return "nothing"
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return _TAG_NAMES.get(node.tag, "a value")
+
+
+def _key(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _idx(path: str, i: int) -> str:
+    return f"{path}[{i}]"
+
+
+def _hint(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+class _Walker:
+    """Typed access to YAML nodes; records issues and the line of every visited path."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.issues: list[SpecIssue] = []
+        self.lines: dict[str, int] = {}
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def error(self, node: Node | None, path: str, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        self.issues.append(SpecIssue(self.source, line, path, message))
+
+    def visit(self, node: Node, path: str) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+
+    def line_of(self, path: str) -> int | None:
+        """The line of `path`, or of its nearest visited ancestor."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path) if re.search(r"[.\[]", path) else ""
+        return self.lines.get("")
+
+    def has_issues_under(self, path: str) -> bool:
+        return any(i.path == path or i.path.startswith((path + ".", path + "[")) for i in self.issues)
+
+    # -- typed readers (each returns None after recording an issue) -----------------------------
+    def mapping(self, node: Node, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Node] | None:
+        self.visit(node, path)
+        if not isinstance(node, MappingNode):
+            self.error(node, path, f"expected a mapping, got {_describe(node)}")
+            return None
+        allowed = required + optional
+        out: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if not (isinstance(key_node, ScalarNode) and key_node.tag == "tag:yaml.org,2002:str"):
+                self.error(key_node, path, f"keys must be strings, got {_describe(key_node)}")
+                continue
+            key = key_node.value
+            kpath = _key(path, key)
+            if key in out:
+                self.error(key_node, kpath, "duplicate key")
+            elif key not in allowed:
+                self.error(key_node, kpath, "unknown key" + _hint(key, allowed))
+            else:
+                out[key] = value_node
+                self.visit(value_node, kpath)
+        for key in required:
+            if key not in out:
+                self.error(node, path, f'missing required key "{key}"')
+        return out
+
+    def sequence(self, node: Node, path: str) -> list[Node] | None:
+        self.visit(node, path)
+        if not isinstance(node, SequenceNode):
+            self.error(node, path, f"expected a list, got {_describe(node)}")
+            return None
+        for i, item in enumerate(node.value):
+            self.visit(item, _idx(path, i))
+        return list(node.value)
+
+    def _scalar(self, node: Node, path: str, tag: str) -> Any:
+        self.visit(node, path)
+        if not (isinstance(node, ScalarNode) and node.tag == tag):
+            self.error(node, path, f"expected {_TAG_NAMES[tag]}, got {_describe(node)}")
+            return None
+        return SafeConstructor().construct_object(node)
+
+    def integer(self, node: Node, path: str, lo: int, hi: int) -> int | None:
+        value = self._scalar(node, path, "tag:yaml.org,2002:int")
+        if value is None:
+            return None
+        if not lo <= value <= hi:
+            self.error(node, path, f"{value} is out of range {lo}..{hi}")
+            return None
+        return value
+
+    def string(self, node: Node, path: str) -> str | None:
+        value = self._scalar(node, path, "tag:yaml.org,2002:str")
+        if value == "":
+            self.error(node, path, "must not be empty")
+            return None
+        return value
+
+    def name(self, node: Node, path: str) -> str | None:
+        value = self.string(node, path)
+        if value is not None and not NAME_RE.fullmatch(value):
+            self.error(node, path, f'invalid name "{value}": use 1-64 of A-Z a-z 0-9 _ -')
+            return None
+        return value
+
+    def string_list(self, node: Node, path: str, check: Callable[[Node, str, str], bool]) -> tuple[str, ...] | None:
+        items = self.sequence(node, path)
+        if items is None:
+            return None
+        out = []
+        for i, item in enumerate(items):
+            value = self.string(item, _idx(path, i))
+            if value is not None and check(item, _idx(path, i), value):
+                out.append(value)
+        return tuple(out) if len(out) == len(items) else None
+
+
+# -- the spec ----------------------------------------------------------------------------------
+
+
+def _protocol(w: _Walker, node: Node, path: str) -> str | None:
+    value = w.string(node, path)
+    if value is None:
+        return None
+    if value in SUPPORTED_PROTOCOLS:
+        return value
+    supported = ", ".join(SUPPORTED_PROTOCOLS)
+    if value in PLANNED_PROTOCOLS:
+        w.error(node, path, f'protocol "{value}" is not supported yet (supported: {supported})')
+    else:
+        w.error(node, path, f'unknown protocol "{value}" (supported: {supported})')
+    return None
+
+
+def _host_problem(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    return None if HOSTNAME_RE.fullmatch(host) and len(host) <= 253 else f'invalid host "{host}"'
+
+
+def _address(w: _Walker, node: Node, path: str) -> Address | None:
+    text = w.string(node, path)
+    if text is None:
+        return None
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", text)
+    if not m:
+        w.error(node, path, f'expected "host:port", got "{text}"')
+        return None
+    host, port_text = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    problem = _host_problem(host)
+    if problem:
+        w.error(node, path, problem)
+        return None
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        w.error(node, path, f"port {port} is out of range 1..65535")
+        return None
+    return Address(host, port)
+
+
+def _bind(w: _Walker, node: Node, path: str) -> str | None:
+    text = w.string(node, path)
+    if text is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        w.error(node, path, f'expected an IP address, got "{text}"')
+        return None
+
+
+def _subject_patterns(w: _Walker, node: Node, path: str) -> tuple[str, ...] | None:
+    def check(item: Node, ipath: str, value: str) -> bool:
+        problem = subject_pattern_problem(value)
+        if problem:
+            w.error(item, ipath, f'invalid subject pattern "{value}": {problem}')
+        return problem is None
+
+    return w.string_list(node, path, check)
+
+
+def _acl_rule(w: _Walker, node: Node, path: str) -> AclRule | None:
+    fields = w.mapping(node, path, (), ("allow", "deny"))
+    if fields is None:
+        return None
+    allow = _subject_patterns(w, fields["allow"], _key(path, "allow")) if "allow" in fields else None
+    deny = _subject_patterns(w, fields["deny"], _key(path, "deny")) if "deny" in fields else None
+    return AclRule(allow=allow, deny=deny)
+
+
+def _acl(w: _Walker, node: Node, path: str) -> Acl | None:
+    fields = w.mapping(node, path, (), ("publish", "subscribe"))
+    if fields is None:
+        return None
+    rules = {k: _acl_rule(w, v, _key(path, k)) for k, v in fields.items()}
+    return Acl(**rules)
+
+
+def _subject_groups(w: _Walker, node: Node, path: str) -> tuple[SubjectGroup, ...]:
+    items = w.sequence(node, path)
+    if items is None:
+        return ()
+    if len(items) > MAX_SUBJECT_GROUPS:
+        w.error(node, path, f"at most {MAX_SUBJECT_GROUPS} subject groups, got {len(items)}")
+    groups: list[SubjectGroup] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("name", "pattern"))
+        if fields is None:
+            continue
+        name = w.name(fields["name"], _key(ipath, "name")) if "name" in fields else None
+        if name == "other":
+            w.error(fields["name"], _key(ipath, "name"), '"other" is reserved for subjects that match no group')
+            name = None
+        elif name is not None and name in seen:
+            w.error(fields["name"], _key(ipath, "name"), f'duplicate subject group "{name}" (also {seen[name]})')
+            name = None
+        elif name is not None:
+            seen[name] = ipath
+        pattern = _subject_patterns_one(w, fields.get("pattern"), _key(ipath, "pattern"))
+        if name is not None and pattern is not None:
+            groups.append(SubjectGroup(name, pattern))
+    return tuple(groups)
+
+
+def _subject_patterns_one(w: _Walker, node: Node | None, path: str) -> str | None:
+    if node is None:
+        return None
+    value = w.string(node, path)
+    if value is None:
+        return None
+    problem = subject_pattern_problem(value)
+    if problem:
+        w.error(node, path, f'invalid subject pattern "{value}": {problem}')
+        return None
+    return value
+
+
+def _nats_options(w: _Walker, node: Node, path: str) -> NatsOptions | None:
+    fields = w.mapping(node, path, (), ("max_payload", "max_control_line", "acl", "subjects"))
+    if fields is None:
+        return None
+    limits = {k: w.integer(fields[k], _key(path, k), *NATS_LIMITS[k]) for k in NATS_LIMITS if k in fields}
+    acl = _acl(w, fields["acl"], _key(path, "acl")) if "acl" in fields else None
+    subjects = _subject_groups(w, fields["subjects"], _key(path, "subjects")) if "subjects" in fields else ()
+    return NatsOptions(acl=acl, subjects=subjects, **limits)
+
+
+_PROTOCOL_OPTIONS = {"nats": _nats_options}
+
+
+def _broker(w: _Walker, node: Node, path: str) -> Broker | None:
+    fields = w.mapping(node, path, ("name", "protocol"), ("address",))
+    if fields is None:
+        return None
+    name = w.name(fields["name"], _key(path, "name")) if "name" in fields else None
+    protocol = _protocol(w, fields["protocol"], _key(path, "protocol")) if "protocol" in fields else None
+    address = _address(w, fields["address"], _key(path, "address")) if "address" in fields else None
+    if name is None or protocol is None or ("address" in fields and address is None):
+        return None
+    return Broker(name=name, protocol=protocol, address=address)
+
+
+def _listener(w: _Walker, node: Node, path: str) -> Listener | None:
+    fields = w.mapping(node, path, ("name", "protocol", "port", "broker"), ("bind", *SUPPORTED_PROTOCOLS))
+    if fields is None:
+        return None
+    name = w.name(fields["name"], _key(path, "name")) if "name" in fields else None
+    protocol = _protocol(w, fields["protocol"], _key(path, "protocol")) if "protocol" in fields else None
+    port = w.integer(fields["port"], _key(path, "port"), 1, 65535) if "port" in fields else None
+    broker = w.name(fields["broker"], _key(path, "broker")) if "broker" in fields else None
+    bind = _bind(w, fields["bind"], _key(path, "bind")) if "bind" in fields else DEFAULT_BIND
+    options: dict[str, Any] = {}
+    for proto in SUPPORTED_PROTOCOLS:
+        if proto in fields:
+            if protocol is not None and proto != protocol:
+                w.error(fields[proto], _key(path, proto), f'"{proto}" options on a {protocol} listener')
+            else:
+                options[proto] = _PROTOCOL_OPTIONS[proto](w, fields[proto], _key(path, proto))
+    if None in (name, protocol, port, broker, bind) or None in options.values():
+        return None
+    return Listener(name=name, protocol=protocol, port=port, broker=broker, bind=bind, **options)
+
+
+def _unique(w: _Walker, nodes: list[Node], path: str, attr: str, what: str) -> None:
+    """Flag repeated scalar values of `attr` across list items (valid items or not)."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, node in enumerate(nodes):
+        value = _get(node, attr)
+        if not isinstance(value, ScalarNode) or value.value == "":
+            continue
+        key = (value.tag, value.value)
+        if key in seen:
+            shown = f'"{value.value}"' if value.tag.endswith(":str") else value.value
+            w.error(value, _key(_idx(path, i), attr), f"duplicate {what} {shown} (also {_idx(path, seen[key])})")
+        else:
+            seen[key] = i
+
+
+def _get(node: Node, key: str) -> Node | None:
+    """The value node of `key` in a mapping node, if any."""
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            if isinstance(k, ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def _field_node(node: Node, key: str) -> Node:
+    """The value node of `key`, else the node itself (for error lines)."""
+    return _get(node, key) or node
+
+
+def _check_spec(w: _Walker, root: Node | None) -> Spec | None:
+    if root is None:
+        w.error(None, "", "empty spec: expected a mapping with version, brokers and listeners")
+        return None
+    fields = w.mapping(root, "", ("version", "brokers", "listeners"), ("admin",))
+    if fields is None:
+        return None
+    version = None
+    if "version" in fields:
+        version = w._scalar(fields["version"], "version", "tag:yaml.org,2002:int")
+        if version is not None and version != SPEC_VERSION:
+            w.error(fields["version"], "version", f"unsupported spec version {version} (supported: {SPEC_VERSION})")
+            version = None
+
+    admin = Admin()
+    if "admin" in fields:
+        admin_fields = w.mapping(fields["admin"], "admin", (), ("port",))
+        if admin_fields and "port" in admin_fields:
+            port = w.integer(admin_fields["port"], "admin.port", 0, 65535)
+            admin = Admin(port=port if port is not None else DEFAULT_ADMIN_PORT)
+
+    broker_nodes = w.sequence(fields["brokers"], "brokers") if "brokers" in fields else None
+    brokers = [_broker(w, n, _idx("brokers", i)) for i, n in enumerate(broker_nodes or [])]
+    _unique(w, broker_nodes or [], "brokers", "name", "broker name")
+
+    listener_nodes = w.sequence(fields["listeners"], "listeners") if "listeners" in fields else None
+    if listener_nodes == []:
+        w.error(fields["listeners"], "listeners", "expected at least one listener")
+    listeners = [_listener(w, n, _idx("listeners", i)) for i, n in enumerate(listener_nodes or [])]
+    _unique(w, listener_nodes or [], "listeners", "name", "listener name")
+    _unique(w, listener_nodes or [], "listeners", "port", "listener port")
+
+    by_name = {b.name: b for b in brokers if b is not None}
+    declared = sorted({n.value for n in (_get(b, "name") for b in broker_nodes or []) if isinstance(n, ScalarNode)})
+    for i, lst in enumerate(listeners):
+        if lst is None:
+            continue
+        path = _key(_idx("listeners", i), "broker")
+        node = _field_node(listener_nodes[i], "broker")
+        if admin.port and lst.port == admin.port:
+            w.error(_field_node(listener_nodes[i], "port"), _key(_idx("listeners", i), "port"), f"port {lst.port} is the admin port")
+        broker = by_name.get(lst.broker)
+        if lst.broker not in declared:
+            w.error(node, path, f'unknown broker "{lst.broker}"' + _hint(lst.broker, declared))
+        elif broker is not None and broker.protocol != lst.protocol:
+            w.error(node, path, f'broker "{broker.name}" speaks {broker.protocol}, this listener {lst.protocol}')
+
+    if w.issues or version is None:
+        return None
+    return Spec(version=version, admin=admin, brokers=tuple(brokers), listeners=tuple(listeners), source=w.source)
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+
+def _compose(text: str, source: str) -> Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise SpecError([SpecIssue(source, line, "", f"YAML syntax error: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([SpecIssue(source, None, "", f"YAML error: {exc}")]) from None
+
+
+def load_spec_text(text: str, source: str = "<spec>", native_check: bool = True) -> Spec:
+    """Validate a spec given as YAML text. Raises SpecError with every problem found.
+
+    With native_check, each listener's filter config is also checked by the C++ parser in
+    libevmesh_check.so (NativeLibraryMissing if it is not built).
+    """
+    w = _Walker(source)
+    root = _compose(text, source)
+    spec = _check_spec(w, root)
+    if native_check:
+        _native_check(w, root, spec)
+    if w.issues or spec is None:
+        raise SpecError(sorted(w.issues, key=lambda i: i.line or 0))
+    return spec
+
+
+def load_spec(path: str | Path, native_check: bool = True) -> Spec:
+    """Validate the spec file at `path` (see load_spec_text)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvmeshError(f"{path}: cannot read spec: {exc.strerror}") from None
+    return load_spec_text(text, source=str(path), native_check=native_check)
+
+
+def load_spec_data(data: dict[str, Any], native_check: bool = True) -> Spec:
+    """Validate a spec given as plain data (e.g. a dict built by a test)."""
+    return load_spec_text(yaml.safe_dump(data, sort_keys=False), source="<spec>", native_check=native_check)
+
+
+def _native_check(w: _Walker, root: Node | None, spec: Spec | None) -> None:
+    """Run the C++ config parser on every listener that passed the Python checks."""
+    from .native import checker  # cffi is loaded only when needed
+
+    listener_nodes = _get(root, "listeners") if root is not None else None
+    if spec is not None:
+        candidates = list(enumerate(spec.listeners))
+    elif isinstance(listener_nodes, SequenceNode):
+        # The spec has problems elsewhere: still check the listeners that are sound on their own.
+        candidates = []
+        for i, node in enumerate(listener_nodes.value):
+            path = _idx("listeners", i)
+            if not w.has_issues_under(path):
+                lst = _listener(_Walker(w.source), node, path)
+                if lst is not None:
+                    candidates.append((i, lst))
+    else:
+        candidates = []
+    if not candidates:
+        return
+    try:
+        check = checker()
+    except NativeLibraryMissing as exc:
+        if w.issues:  # report the problems we have; the missing library comes up once they are fixed
+            return
+        raise NativeLibraryMissing(f"{exc} (or skip this check with --no-native-check)") from None
+    for i, lst in candidates:
+        problem = check.check(lst.protocol, lst.filter_json())
+        if problem is None:
+            continue
+        field, sep, message = problem.partition(": ")
+        base = _key(_idx("listeners", i), lst.protocol)
+        if not sep:
+            path, message = base, problem
+        elif field == "stat_prefix":  # the filter's stat_prefix is the listener's name
+            path = _key(_idx("listeners", i), "name")
+        else:
+            path = _key(base, field) if field else base
+        w.issues.append(SpecIssue(w.source, w.line_of(path), path, message))
