@@ -1,0 +1,12 @@
+"""Processes: free ports, embedded brokers, Envoy, and a whole running mesh."""
+
+from .envoy import Envoy, start_envoy
+from .mesh import ChildDied, RunningMesh, run_mesh, start_mesh
+from .nats import NatsServer, start_nats_server
+from .ports import Cancelled, accepts_tcp, free_port, port_is_free, wait_until
+from .process import ManagedProcess
+
+__all__ = [
+    "Cancelled", "ChildDied", "Envoy", "ManagedProcess", "NatsServer", "RunningMesh", "accepts_tcp",
+    "free_port", "port_is_free", "run_mesh", "start_envoy", "start_mesh", "start_nats_server", "wait_until",
+]
