@@ -1,0 +1,104 @@
+"""The `evmesh` command: thin click commands, each calling one library function.
+
+Domain errors become one line per problem on stderr and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..errors import EvmeshError, ProcessError, SpecError
+from ..render import check_bootstrap_file, defaulted_brokers, render_yaml
+from ..render.bootstrap import default_embedded_address
+from ..runtime import ChildDied, run_mesh
+from ..spec import load_spec
+
+EXIT_ERROR = 2
+EXIT_CHILD_DIED = 1
+
+
+def _fail(exc: EvmeshError, code: int = EXIT_ERROR) -> None:
+    if isinstance(exc, SpecError):
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+    else:
+        click.echo(f"error: {exc.details() if isinstance(exc, ProcessError) else exc}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evmesh")
+def cli() -> None:
+    """evmesh: a messaging-aware sidecar on stock Envoy (NATS now; Kafka and AMQP later)."""
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--no-native-check", is_flag=True, help="Skip the C++ filter-config check (libevmesh_check.so).")
+def validate(spec: str, no_native_check: bool) -> None:
+    """Validate a mesh spec; print SPEC: OK or one line per problem."""
+    try:
+        load_spec(spec, native_check=not no_native_check)
+    except EvmeshError as exc:
+        _fail(exc)
+    click.echo(f"{spec}: OK")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the bootstrap here (default: stdout).")
+@click.option("--check", is_flag=True, help="Also run `envoy --mode validate` on the result.")
+@click.option("--no-native-check", is_flag=True, help="Skip the C++ filter-config check (libevmesh_check.so).")
+def render(spec: str, output: str | None, check: bool, no_native_check: bool) -> None:
+    """Render a mesh spec into an Envoy bootstrap (YAML)."""
+    try:
+        model = load_spec(spec, native_check=not no_native_check)
+        text = render_yaml(model)
+        for b in defaulted_brokers(model):
+            addr = default_embedded_address(b)
+            click.echo(f"note: broker {b.name} has no address; rendered at {addr} (evmesh run starts one)", err=True)
+        if output:
+            Path(output).write_text(text)
+        if check:
+            if output:
+                check_bootstrap_file(output)
+            else:
+                with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="evmesh-render-") as tmp:
+                    tmp.write(text)
+                    tmp.flush()
+                    check_bootstrap_file(tmp.name)
+    except EvmeshError as exc:
+        _fail(exc)
+    if not output:
+        click.echo(text, nl=False)
+    elif check:
+        click.echo(f"{output}: envoy accepts it", err=True)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--work-dir", type=click.Path(file_okay=False), help="Logs, rendered config, broker data (default: a new temp dir).")
+def run(spec: str, work_dir: str | None) -> None:
+    """Start embedded brokers and Envoy for a spec; serve until SIGINT/SIGTERM."""
+
+    def echo(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    try:
+        model = load_spec(spec)
+        code = run_mesh(model, Path(work_dir) if work_dir else None, echo)
+    except ChildDied as exc:
+        _fail(exc, EXIT_CHILD_DIED)
+    except EvmeshError as exc:
+        _fail(exc)
+    sys.exit(code)
+
+
+def main() -> None:
+    cli(prog_name="evmesh")
