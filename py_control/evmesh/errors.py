@@ -3,7 +3,7 @@ one line on stderr (or one line per issue for a SpecError) and exit code 2."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class EvmeshError(Exception):
@@ -18,6 +18,7 @@ class SpecIssue:
     line: int | None
     path: str
     message: str
+    column: int | None = field(default=None, compare=False)  # orders issues on one line; not shown
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source

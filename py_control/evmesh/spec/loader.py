@@ -83,8 +83,8 @@ class _Walker:
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def error(self, node: Node | None, path: str, message: str) -> None:
-        line = node.start_mark.line + 1 if node is not None else None
-        self.issues.append(SpecIssue(self.source, line, path, message))
+        line, column = (node.start_mark.line + 1, node.start_mark.column) if node is not None else (None, None)
+        self.issues.append(SpecIssue(self.source, line, path, message, column))
 
     def visit(self, node: Node, path: str) -> None:
         self.lines.setdefault(path, node.start_mark.line + 1)
@@ -456,7 +456,7 @@ def load_spec_text(text: str, source: str = "<spec>", native_check: bool = True)
     if native_check:
         _native_check(w, root, spec)
     if w.issues or spec is None:
-        raise SpecError(sorted(w.issues, key=lambda i: i.line or 0))
+        raise SpecError(sorted(w.issues, key=lambda i: (i.line or 0, i.column or 0)))
     return spec
 
 
@@ -504,12 +504,16 @@ def _native_check(w: _Walker, root: Node | None, spec: Spec | None) -> None:
         problem = check.check(lst.protocol, lst.filter_json())
         if problem is None:
             continue
-        field, sep, message = problem.partition(": ")
-        base = _key(_idx("listeners", i), lst.protocol)
-        if not sep:
-            path, message = base, problem
-        elif field == "stat_prefix":  # the filter's stat_prefix is the listener's name
-            path = _key(_idx("listeners", i), "name")
-        else:
-            path = _key(base, field) if field else base
+        path, message = native_problem_path(i, lst.protocol, problem)
         w.issues.append(SpecIssue(w.source, w.line_of(path), path, message))
+
+
+def native_problem_path(index: int, protocol: str, problem: str) -> tuple[str, str]:
+    """Map the checker's "<field path>: <problem>" for listeners[index] to (spec path, problem)."""
+    field, sep, message = problem.partition(": ")
+    listener = _idx("listeners", index)
+    if not sep or not field or " " in field:  # no field path: attach to the listener's options block
+        return _key(listener, protocol), problem
+    if field == "stat_prefix":  # the filter's stat_prefix is the listener's name
+        return _key(listener, "name"), message
+    return _key(_key(listener, protocol), field), message
