@@ -38,6 +38,8 @@ def test_invalid_patterns(pattern, problem):
         ("stat_prefix: too long", ("listeners[2].name", "too long")),
         ("config is not a JSON object", ("listeners[2].nats", "config is not a JSON object")),
         ("invalid JSON: unexpected end", ("listeners[2].nats", "invalid JSON: unexpected end")),
+        ("(config): must be an object, got a list", ("listeners[2].nats", "must be an object, got a list")),
+        ('filter_name: unknown filter "kafka" (known: nats)', ("listeners[2].protocol", 'unknown filter "kafka" (known: nats)')),
     ],
 )
 def test_native_problem_path(problem, expected):

@@ -514,6 +514,10 @@ def native_problem_path(index: int, protocol: str, problem: str) -> tuple[str, s
     listener = _idx("listeners", index)
     if not sep or not field or " " in field:  # no field path: attach to the listener's options block
         return _key(listener, protocol), problem
+    if field == "(config)":  # the whole filter config
+        return _key(listener, protocol), message
     if field == "stat_prefix":  # the filter's stat_prefix is the listener's name
         return _key(listener, "name"), message
+    if field == "filter_name":  # the filter is chosen by the listener's protocol
+        return _key(listener, "protocol"), message
     return _key(_key(listener, protocol), field), message
