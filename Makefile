@@ -1,0 +1,60 @@
+# evmesh developer entry points. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BAZEL ?= bazel
+MODULES := build/modules
+ENVOY_BIN = $(shell $(PY) -c 'import evmesh.runtime.locate as l; print(l.envoy_binary())' 2>/dev/null)
+
+.PHONY: help setup setup-apt setup-venv build test test-cc test-py run bench fuzz clean
+
+help:
+	@echo "make setup   - apt packages + Python venv (idempotent)"
+	@echo "make build   - build the Envoy module(s) into $(MODULES)"
+	@echo "make test    - setup, build, C++ and Python tests (what CI runs)"
+	@echo "make run     - setup, build, evmesh run envoy_configs/nats-example.yaml"
+	@echo "make bench   - benchmarks (tests/perf)"
+	@echo "make fuzz    - run the libFuzzer targets for a while (FUZZ_SECONDS=60)"
+
+setup: setup-apt setup-venv
+
+setup-apt:
+	@bash scripts/setup-apt.sh
+
+setup-venv:
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test]'
+
+build:
+	@$(BAZEL) build //filters/module:libevmesh.so //filters/module:libevmesh_check.so
+	@mkdir -p $(MODULES)
+	@install -m 0755 bazel-bin/filters/module/libevmesh.so bazel-bin/filters/module/libevmesh_check.so $(MODULES)/
+	@echo "modules in $(MODULES)"
+
+test-cc:
+	@EVMESH_ENVOY_BIN="$(ENVOY_BIN)" $(BAZEL) test //filters/...
+
+test-py:
+	@bash scripts/pytest.sh tests
+
+test: setup build test-cc test-py
+
+run: setup build
+	@$(VENV)/bin/evmesh run envoy_configs/nats-example.yaml
+
+bench: setup build
+	@$(PY) tests/perf/bench_nats.py
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p build/fuzz
+	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
+	  filters/nats/test/fuzz_parser.cc filters/nats/codec/parser.cc -o build/fuzz/nats_parser
+	build/fuzz/nats_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  build/fuzz/corpus_nats filters/nats/test/corpus/nats_parser || true
+	@echo "new inputs in build/fuzz/corpus_nats; crashes as crash-*: commit reproducers to the corpus"
+
+clean:
+	@$(BAZEL) clean
+	@rm -rf build

@@ -1,0 +1,14 @@
+// The filter kinds libevmesh.so serves, by filter_name.
+#include "filters/common/envoy/module.h"
+#include "filters/nats/filter/nats_filter.h"
+
+namespace evmesh {
+
+const std::vector<FilterKind>& filter_kinds() {
+  static const std::vector<FilterKind> kinds = {
+      {"nats", &nats::make_nats_config},
+  };
+  return kinds;
+}
+
+}  // namespace evmesh
