@@ -19,11 +19,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Nothing listens on host:port and it can be bound (without SO_REUSEPORT, which hides clashes)."""
+    """Nothing listens on host:port and it can be bound (without SO_REUSEPORT, which would hide a clash)."""
     if accepts_tcp(port, host, timeout=0.2):
         return False
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
+        # SO_REUSEADDR as Envoy does: TIME_WAIT leftovers are fine, a listening socket is not
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
