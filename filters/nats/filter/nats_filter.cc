@@ -282,14 +282,28 @@ void NatsFilter::on_info(const Frame& f, uint64_t base) {
   if (it != info.end() && it->is_number_unsigned()) server = it->get<uint64_t>();
   if (it != info.end() && it->is_number_integer() && it->get<int64_t>() > 0) server = it->get<int64_t>();
   max_payload_ = (server != 0 && server < configured) ? server : configured;
-  if (server != 0 && server <= configured) return;  // the client already sees the effective limit
+  auto tls = info.find("tls_required");
+  if (tls != info.end() && tls->is_boolean() && tls->get<bool>()) {
+    log(EVM_LOG_WARN, "evmesh nats[" + config_.cfg().stat_prefix +
+                          "]: the server requires TLS; the sidecar cannot inspect TLS-wrapped NATS and will close "
+                          "the connection at the first encrypted frame");
+  }
+  // Cluster peers announced in connect_urls would let clients reconnect
+  // around the sidecar (and its ACL): they are removed.
+  bool changed = info.erase("connect_urls") > 0;
+  changed = info.erase("ws_connect_urls") > 0 || changed;
+  if (server == 0 || server > configured) {
+    info["max_payload"] = configured;  // announce the effective limit
+    changed = true;
+  }
+  if (!changed) return;
   if (f.start < base) {
     // The line began in an earlier write and is already on its way: the
     // limit is still enforced, only the announcement could not be changed.
-    log(EVM_LOG_DEBUG, "evmesh nats: INFO split across writes; max_payload not rewritten");
+    log(EVM_LOG_WARN, "evmesh nats[" + config_.cfg().stat_prefix +
+                          "]: server INFO split across writes; forwarded without rewriting");
     return;
   }
-  info["max_payload"] = configured;
   info_line_ = "INFO " + info.dump() + "\r\n";
   info_pos_ = static_cast<size_t>(f.start - base);
   info_len_ = f.line_len;
