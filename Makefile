@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BAZEL ?= bazel
 MODULES := build/modules
-ENVOY_BIN = $(shell $(PY) -c 'import evmesh.runtime.locate as l; print(l.envoy_binary())' 2>/dev/null)
+ENVOY_BIN = $(shell $(PY) -c 'import evmesh.locate as l; print(l.envoy_binary())' 2>/dev/null)
 
 .PHONY: help setup setup-apt setup-venv build test test-cc test-py run bench fuzz clean
 
