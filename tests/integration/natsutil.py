@@ -1,0 +1,152 @@
+"""Helpers for the integration tests: a raw NATS socket client, /stats deltas, nats-server monitoring."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+import urllib.request
+from typing import Any, Iterable
+
+CONNECT = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'  # protocol 0: no async INFO after it
+PONG = b"PONG\r\n"
+
+
+def perm_pub(subject: str) -> bytes:
+    """nats-server's -ERR line for a denied publish."""
+    return f"-ERR 'Permissions Violation for Publish to \"{subject}\"'\r\n".encode()
+
+
+def perm_sub(subject: str, queue: str | None = None) -> bytes:
+    """nats-server's -ERR line for a denied subscription."""
+    text = f"Permissions Violation for Subscription to \"{subject}\""
+    if queue:
+        text += f" using queue \"{queue}\""
+    return f"-ERR '{text}'\r\n".encode()
+
+
+def pub(subject: str, payload: bytes, reply: str | None = None) -> bytes:
+    """A PUB frame."""
+    args = f"{subject} {reply} {len(payload)}" if reply else f"{subject} {len(payload)}"
+    return b"PUB " + args.encode() + b"\r\n" + payload + b"\r\n"
+
+
+class RawNats:
+    """A NATS client on a bare TCP socket (asyncio streams, TCP_NODELAY): bytes in, bytes out."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, info_line: bytes):
+        self.reader = reader
+        self.writer = writer
+        self.info_line = info_line
+        self.info: dict[str, Any] = json.loads(info_line[len(b"INFO "):])
+
+    @classmethod
+    async def connect(cls, port: int, connect_line: bytes | None = CONNECT, timeout: float = 5.0) -> "RawNats":
+        """Open a socket, read the server's INFO, send `connect_line` (None: send nothing)."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        info = await asyncio.wait_for(reader.readline(), timeout)
+        assert info.startswith(b"INFO {") and info.endswith(b"\r\n"), info
+        raw = cls(reader, writer, info)
+        if connect_line:
+            await raw.send(connect_line)
+        return raw
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def send_bytewise(self, data: bytes, delay: float = 0.0005) -> None:
+        """One byte per TCP segment (TCP_NODELAY plus a pause), so each byte is its own read at Envoy."""
+        for i in range(len(data)):
+            self.writer.write(data[i:i + 1])
+            await self.writer.drain()
+            await asyncio.sleep(delay)
+
+    async def send_chunked(self, data: bytes, rng: random.Random, max_chunk: int, delay: float = 0.0005) -> None:
+        """Random chunk sizes 1..max_chunk, one segment each."""
+        i = 0
+        while i < len(data):
+            n = rng.randint(1, max_chunk)
+            self.writer.write(data[i:i + n])
+            await self.writer.drain()
+            await asyncio.sleep(delay)
+            i += n
+
+    async def read_line(self, timeout: float = 5.0) -> bytes:
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        if not line:
+            raise ConnectionError("connection closed")
+        return line
+
+    async def ping(self, timeout: float = 5.0) -> list[bytes]:
+        """PING, then every line received before the PONG (the server has handled all earlier frames)."""
+        await self.send(b"PING\r\n")
+        lines = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = await self.read_line(max(0.01, deadline - time.monotonic()))
+            if line == PONG:
+                return lines
+            lines.append(line)
+
+    async def read_until_closed(self, timeout: float = 5.0) -> bytes:
+        """Everything until the peer closes; TimeoutError if it stays open."""
+        out = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            chunk = await asyncio.wait_for(self.reader.read(65536), max(0.01, deadline - time.monotonic()))
+            if not chunk:
+                return out
+            out += chunk
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+
+
+class Stats:
+    """The evmesh counters/gauges of one listener (names without the `evmesh.nats.<listener>.` prefix)."""
+
+    def __init__(self, mesh, listener: str):
+        self.mesh = mesh
+        self.prefix = f"evmesh.nats.{listener}."
+
+    def snapshot(self) -> dict[str, int]:
+        return {k[len(self.prefix):]: v for k, v in self.mesh.stats().items() if k.startswith(self.prefix)}
+
+    def delta(self, before: dict[str, int]) -> dict[str, int]:
+        """Non-zero changes since `before`."""
+        now = self.snapshot()
+        out = {k: v - before.get(k, 0) for k, v in now.items()}
+        return {k: v for k, v in out.items() if v != 0}
+
+    async def wait_delta(self, before: dict[str, int], expected: dict[str, int], timeout: float = 5.0,
+                         settle: float = 0.1) -> dict[str, int]:
+        """Poll until every expected key has moved at least as far as expected (or timeout), let it settle,
+        and return all non-zero deltas: the caller asserts on them exactly."""
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.delta(before)
+            if all(d.get(k, 0) >= v for k, v in expected.items()) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(settle)
+        return self.delta(before)
+
+
+def only(delta: dict[str, int], prefixes: Iterable[str]) -> dict[str, int]:
+    """The entries of `delta` whose name starts with one of `prefixes`."""
+    prefixes = tuple(prefixes)
+    return {k: v for k, v in delta.items() if k.startswith(prefixes)}
+
+
+def varz(server) -> dict[str, Any]:
+    """nats-server's /varz (in_msgs, in_bytes, ...) from its monitoring port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.monitor_port}/varz", timeout=2) as resp:
+        return json.loads(resp.read())
