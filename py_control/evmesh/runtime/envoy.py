@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import ProcessError
 from ..locate import envoy_binary, envoy_module_path
@@ -57,11 +58,37 @@ class Envoy(ManagedProcess):
             status, body = _http_get(f"{self.admin_url}/ready", timeout=0.5)
         except OSError:
             return False
-        return status == 200 and body.strip() == "LIVE" and all(accepts_tcp(p) for p in self.listener_ports)
+        if status != 200 or body.strip() != "LIVE":
+            return False
+        for port in self.listener_ports:
+            if not accepts_tcp(port):
+                return False
+            self._probes[port] += 1
+        return True
+
+    def _probes_settled(self) -> bool:
+        """Envoy has counted and closed every readiness probe connection, so that a test's
+        "before" stats snapshot taken now already holds them."""
+        stats = self.stats()
+        for port, probes in self._probes.items():
+            suffix = f"_{port}.downstream_cx_"
+            total = sum(v for k, v in stats.items() if k.startswith("listener.") and k.endswith(suffix + "total"))
+            active = sum(v for k, v in stats.items() if k.startswith("listener.") and k.endswith(suffix + "active"))
+            if total < probes or active:
+                return False
+        return True
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S, cancel: threading.Event | None = None) -> None:
+        """Wait for admin /ready LIVE and every listener accepting, then for the probes to settle."""
+        self._probes = collections.Counter()
         if not wait_until(lambda: not self.alive() or self._ready(), timeout, interval=0.1, cancel=cancel):
-            raise self.failure(f"not ready after {timeout:.0f}s (admin /ready LIVE and listeners {list(self.listener_ports)} accepting)")
+            raise self.failure(
+                f"not ready after {timeout:.0f}s (admin /ready LIVE and listeners {list(self.listener_ports)} accepting)"
+            )
+        if not self.alive():
+            raise self.failure(f"exited with code {self.returncode} during start-up")
+        if not wait_until(lambda: not self.alive() or self._probes_settled(), timeout, cancel=cancel):
+            raise self.failure(f"readiness probe connections still open after {timeout:.0f}s")
         if not self.alive():
             raise self.failure(f"exited with code {self.returncode} during start-up")
 
