@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import nats
-import pytest
 
 from evmesh.runtime.ports import accepts_tcp
 

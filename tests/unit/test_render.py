@@ -53,7 +53,7 @@ def test_bootstrap_shape_sorted_and_deterministic():
     assert boot["admin"] == {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 9901}}}
     listeners = boot["static_resources"]["listeners"]
     clusters = boot["static_resources"]["clusters"]
-    assert [l["name"] for l in listeners] == ["a-listener", "z-listener"]
+    assert [x["name"] for x in listeners] == ["a-listener", "z-listener"]
     assert [c["name"] for c in clusters] == ["alpha", "embedded", "zeta"]
 
     a, z = listeners

@@ -17,8 +17,8 @@ import nats
 import pytest
 import yaml
 
-from evmesh.locate import envoy_module_path
 from evmesh.errors import NativeLibraryMissing
+from evmesh.locate import envoy_module_path
 from evmesh.runtime.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,7 +130,7 @@ async def test_run_example_end_to_end(run_example, example_spec, stop_signal):
     run = run_example()
     metrics = run.wait_for("metrics:")
     assert metrics == f"metrics: http://127.0.0.1:{admin_port}/stats?filter=evmesh"
-    listener_line = next(l for l in run.stdout if l.startswith("nats listener orders:"))
+    listener_line = next(x for x in run.stdout if x.startswith("nats listener orders:"))
     assert re.fullmatch(
         rf"nats listener orders: nats://127\.0\.0\.1:{listener_port} -> broker nats-main \(127\.0\.0\.1:\d+\)",
         listener_line,

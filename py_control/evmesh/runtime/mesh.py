@@ -8,9 +8,9 @@ from __future__ import annotations
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import EvmeshError, ProcessError
 from ..render import broker_addresses, render_yaml
@@ -76,7 +76,7 @@ def _stop_all(processes: list[ManagedProcess]) -> None:
 
 def _check_ports_free(spec: Spec, admin_port: int) -> None:
     """Envoy binds listeners with port reuse: a clash would be silent, so refuse it up front."""
-    busy = [f"listener {l.name}: {l.bind}:{l.port}" for l in spec.listeners if not port_is_free(l.port, l.bind)]
+    busy = [f"listener {x.name}: {x.bind}:{x.port}" for x in spec.listeners if not port_is_free(x.port, x.bind)]
     if spec.admin.port and not port_is_free(admin_port):
         busy.append(f"admin: 127.0.0.1:{admin_port}")
     if busy:
@@ -107,7 +107,7 @@ def start_mesh(
         config_path = work_dir / "envoy.yaml"
         config_path.write_text(render_yaml(spec, embedded, admin_port=admin_port))
         envoy = start_envoy(
-            config_path, admin_port, [l.port for l in spec.listeners], work_dir / "envoy.log",
+            config_path, admin_port, [x.port for x in spec.listeners], work_dir / "envoy.log",
             base_id=base_id, cancel=cancel,
         )
         started.insert(0, envoy)

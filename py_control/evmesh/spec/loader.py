@@ -10,8 +10,9 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class NativeChecker:
         return self._ffi.string(err).decode(errors="replace") or f"rejected (code {rc}, no message)"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _checker_at(path: Path) -> NativeChecker:
     return NativeChecker(path)
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..runtime.mesh import RunningMesh, start_mesh
 from ..spec import Spec, load_spec, load_spec_data
@@ -32,7 +33,7 @@ class MeshHandle:
         raise KeyError(f"no listener {name!r} in the spec")
 
     def listener_url(self, name: str) -> str:
-        lst = next(l for l in self.spec.listeners if l.name == name)
+        lst = next(x for x in self.spec.listeners if x.name == name)
         return f"{lst.protocol}://127.0.0.1:{lst.port}"
 
     def stats(self) -> dict[str, int]:
