@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
 import socket
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any, Iterable
+
+from evmesh.locate import nats_server_binary
+from evmesh.runtime.ports import accepts_tcp, free_port, wait_until
+from evmesh.runtime.process import ManagedProcess
 
 CONNECT = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'  # protocol 0: no async INFO after it
 PONG = b"PONG\r\n"
@@ -150,3 +156,20 @@ def varz(server) -> dict[str, Any]:
     """nats-server's /varz (in_msgs, in_bytes, ...) from its monitoring port."""
     with urllib.request.urlopen(f"http://127.0.0.1:{server.monitor_port}/varz", timeout=2) as resp:
         return json.loads(resp.read())
+
+
+class ConfiguredNats(ManagedProcess):
+    """A nats-server started from a config file (`body` is appended after listen/http), stopped by PID."""
+
+    def __init__(self, work_dir: Path, body: str):
+        self.port, self.monitor_port = free_port(), free_port()
+        work_dir.mkdir(parents=True, exist_ok=True)
+        conf = work_dir / "nats.conf"
+        conf.write_text(f"listen: 127.0.0.1:{self.port}\nhttp: 127.0.0.1:{self.monitor_port}\n{body}\n")
+        super().__init__("nats-configured", [nats_server_binary(), "-c", conf], work_dir / "nats.log",
+                         stop_signal=signal.SIGINT)
+        if not wait_until(lambda: not self.alive() or accepts_tcp(self.port), 10):
+            self.stop()
+            raise self.failure("not accepting connections after 10s")
+        if not self.alive():
+            raise self.failure(f"exited with code {self.returncode} during start-up")
