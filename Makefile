@@ -48,7 +48,7 @@ bench: setup build
 
 FUZZ_SECONDS ?= 60
 fuzz:
-	@mkdir -p build/fuzz
+	@mkdir -p build/fuzz/corpus_nats
 	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
 	  filters/nats/test/fuzz_parser.cc filters/nats/codec/parser.cc -o build/fuzz/nats_parser
 	build/fuzz/nats_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
