@@ -43,13 +43,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
 
 @pytest.fixture(scope="module")
 def start_sidecar(tmp_path_factory: pytest.TempPathFactory, broker: NatsServer) -> Iterator[Callable[..., MeshHandle]]:
-    """Factory: start_sidecar({listener name: nats options}) -> a ready Envoy in front of `broker`
-    (admin on a free port, which is also its --base-id; every listener on a free port)."""
+    """Factory: start_sidecar({listener name: nats options}, broker_address=None) -> a ready Envoy in front
+    of `broker` (or of broker_address); admin on a free port, which is also its --base-id; every listener
+    on a free port."""
     handles: list[MeshHandle] = []
 
-    def start(listeners: Mapping[str, Mapping[str, Any]]) -> MeshHandle:
+    def start(listeners: Mapping[str, Mapping[str, Any]], broker_address: str | None = None) -> MeshHandle:
         work: Path = tmp_path_factory.mktemp("mesh")
-        handle = start_mesh_for_spec(sidecar_spec(broker.address, listeners), work)
+        handle = start_mesh_for_spec(sidecar_spec(broker_address or broker.address, listeners), work)
         handles.append(handle)
         return handle
 

@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Iterable
 
+import nats
+
 from evmesh.locate import nats_server_binary
 from evmesh.runtime.ports import accepts_tcp, free_port, wait_until
 from evmesh.runtime.process import ManagedProcess
@@ -99,11 +101,14 @@ class RawNats:
             lines.append(line)
 
     async def read_until_closed(self, timeout: float = 5.0) -> bytes:
-        """Everything until the peer closes; TimeoutError if it stays open."""
+        """Everything until the peer closes (FIN or RST); TimeoutError if it stays open."""
         out = b""
         deadline = time.monotonic() + timeout
         while True:
-            chunk = await asyncio.wait_for(self.reader.read(65536), max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), max(0.01, deadline - time.monotonic()))
+            except ConnectionResetError:
+                return out
             if not chunk:
                 return out
             out += chunk
@@ -150,6 +155,64 @@ def only(delta: dict[str, int], prefixes: Iterable[str]) -> dict[str, int]:
     """The entries of `delta` whose name starts with one of `prefixes`."""
     prefixes = tuple(prefixes)
     return {k: v for k, v in delta.items() if k.startswith(prefixes)}
+
+
+class Bystander:
+    """A nats-py client that keeps publishing to a subject it subscribes to, through the sidecar, while a test
+    misbehaves on other connections. stop() checks that every message came back, in order."""
+
+    def __init__(self, nc, subject: str, interval: float):
+        self.nc, self.subject, self.interval = nc, subject, interval
+        self.sent: list[bytes] = []
+        self.received: list[bytes] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    @classmethod
+    async def start(cls, url: str, subject: str, interval: float = 0.005) -> "Bystander":
+        nc = await nats.connect(url, allow_reconnect=False)
+        self = cls(nc, subject, interval)
+
+        async def take(msg):
+            self.received.append(msg.data)
+
+        await nc.subscribe(subject, cb=take)
+        await nc.flush()
+        self._task = asyncio.create_task(self._run())
+        await self.wait_sent(3)
+        return self
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            data = b"%d" % len(self.sent)
+            await self.nc.publish(self.subject, data)
+            await self.nc.flush()
+            self.sent.append(data)
+            await asyncio.sleep(self.interval)
+
+    async def wait_sent(self, n: int, timeout: float = 5.0) -> None:
+        """Until `n` more messages went out (proves traffic flows at this point of the test)."""
+        target = len(self.sent) + n
+        deadline = time.monotonic() + timeout
+        while len(self.sent) < target and time.monotonic() < deadline and not self._task.done():
+            await asyncio.sleep(0.005)
+        assert len(self.sent) >= target, f"bystander stalled: {len(self.sent)} sent, {len(self.received)} received"
+
+    async def stop(self) -> None:
+        """Stop publishing; assert the connection survived and every message came back, in order."""
+        await self.wait_sent(3)
+        self._stop.set()
+        await self._task
+        try:
+            assert self.nc.is_connected, "the bystander lost its connection"
+            await self.nc.flush()
+            for _ in range(250):
+                if len(self.received) >= len(self.sent):
+                    break
+                await asyncio.sleep(0.02)
+            assert self.received == self.sent
+        finally:
+            await self.nc.close()
 
 
 def varz(server) -> dict[str, Any]:
