@@ -137,3 +137,55 @@ def render_yaml(
         for b in defaulted_brokers(spec, embedded_addresses)
     ]
     return "".join(notes) + body
+
+
+ADS_CLUSTER = "evmesh.xds"  # a dot: no broker name can clash with it
+HTTP_PROTOCOL_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+XDS_APIS = {"sotw": "GRPC", "delta": "DELTA_GRPC"}
+
+
+def render_ads_bootstrap(
+    spec: Spec,
+    xds_address: Address | str,
+    node_id: str,
+    node_cluster: str,
+    api: str = "sotw",
+    admin_port: int | None = None,
+) -> dict[str, Any]:
+    """A bootstrap managed entirely by an ADS server (`evmesh xds serve`): admin, node identity and
+    the ADS cluster (HTTP/2). Listeners and clusters come over ADS (CDS and LDS)."""
+    if api not in XDS_APIS:
+        raise EvmeshError(f"xDS api must be one of {', '.join(XDS_APIS)}, not {api!r}")
+    address = _as_address(xds_address)
+    ads = _cluster(ADS_CLUSTER, address)
+    ads["typed_extension_protocol_options"] = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": HTTP_PROTOCOL_OPTIONS,
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+    port = spec.admin.port if admin_port is None else admin_port
+    return {
+        "node": {"id": node_id, "cluster": node_cluster},
+        "admin": {"address": _socket_address(LOCALHOST, port)},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": XDS_APIS[api],
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": ADS_CLUSTER}}],
+                "set_node_on_first_message_only": True,
+            },
+            "cds_config": {"ads": {}, "resource_api_version": "V3"},
+            "lds_config": {"ads": {}, "resource_api_version": "V3"},
+        },
+        "static_resources": {"clusters": [ads]},
+    }
+
+
+def render_ads_yaml(spec: Spec, xds_address: Address | str, node_id: str, node_cluster: str,
+                    api: str = "sotw", admin_port: int | None = None) -> str:
+    """render_ads_bootstrap as YAML text."""
+    return yaml.safe_dump(
+        render_ads_bootstrap(spec, xds_address, node_id, node_cluster, api, admin_port),
+        sort_keys=False, default_flow_style=False, width=120,
+    )
