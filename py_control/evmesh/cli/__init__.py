@@ -14,7 +14,7 @@ import click
 from .. import __version__
 from ..errors import EvmeshError, ProcessError, SpecError
 from ..render import check_bootstrap_file, defaulted_brokers, render_yaml
-from ..render.bootstrap import default_embedded_address
+from ..render.bootstrap import XDS_APIS, default_embedded_address, render_ads_yaml
 from ..runtime import ChildDied, run_mesh
 from ..spec import load_spec
 
@@ -54,12 +54,23 @@ def validate(spec: str, no_native_check: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the bootstrap here (default: stdout).")
 @click.option("--check", is_flag=True, help="Also run `envoy --mode validate` on the result.")
 @click.option("--no-native-check", is_flag=True, help="Skip the C++ filter-config check (libevmesh_check.so).")
-def render(spec: str, output: str | None, check: bool, no_native_check: bool) -> None:
+@click.option("--xds", "xds_address", metavar="HOST:PORT",
+              help="Render a bootstrap managed by the ADS server at HOST:PORT (`evmesh xds serve`): admin, node and ADS only.")
+@click.option("--node-id", default="evmesh-sidecar", show_default=True, help="With --xds: the Envoy node id.")
+@click.option("--node-cluster", default="evmesh", show_default=True,
+              help="With --xds: the Envoy node cluster (the server's snapshot key).")
+@click.option("--xds-api", type=click.Choice(sorted(XDS_APIS)), default="sotw", show_default=True,
+              help="With --xds: state of the world (GRPC) or DELTA_GRPC.")
+def render(spec: str, output: str | None, check: bool, no_native_check: bool, xds_address: str | None,
+           node_id: str, node_cluster: str, xds_api: str) -> None:
     """Render a mesh spec into an Envoy bootstrap (YAML)."""
     try:
         model = load_spec(spec, native_check=not no_native_check)
-        text = render_yaml(model)
-        for b in defaulted_brokers(model):
+        if xds_address:
+            text = render_ads_yaml(model, xds_address, node_id, node_cluster, xds_api)
+        else:
+            text = render_yaml(model)
+        for b in [] if xds_address else defaulted_brokers(model):
             addr = default_embedded_address(b)
             click.echo(f"note: broker {b.name} has no address; rendered at {addr} (evmesh run starts one)", err=True)
         if output:
@@ -95,6 +106,39 @@ def run(spec: str, work_dir: str | None) -> None:
         code = run_mesh(model, Path(work_dir) if work_dir else None, echo)
     except ChildDied as exc:
         _fail(exc, EXIT_CHILD_DIED)
+    except EvmeshError as exc:
+        _fail(exc)
+    sys.exit(code)
+
+
+@cli.group()
+def xds() -> None:
+    """The xDS control plane: serve a spec's listeners and clusters over ADS."""
+
+
+@xds.command("serve")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=18000, show_default=True,
+              help="gRPC port (0: a free port, printed at start).")
+@click.option("--node-key", default="evmesh", show_default=True,
+              help="The node cluster (or, with --key-by id, node id) that gets this spec (`render --xds --node-cluster`).")
+@click.option("--key-by", type=click.Choice(["cluster", "id"]), default="cluster", show_default=True,
+              help="Key snapshots by node cluster or by node id.")
+@click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=0.25, show_default=True,
+              help="Seconds between checks of the spec file.")
+@click.option("--no-native-check", is_flag=True, help="Skip the C++ filter-config check (libevmesh_check.so).")
+@click.option("-q", "--quiet", is_flag=True, help="Log only NACKs and problems, not every push and ACK.")
+def xds_serve(spec: str, host: str, port: int, node_key: str, key_by: str, poll_interval: float,
+              no_native_check: bool, quiet: bool) -> None:
+    """Serve SPEC over ADS; re-push when the file changes (a bad edit is reported, not pushed)."""
+    from ..xds.serve import run_serve
+
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    try:
+        code = run_serve(spec, host, port, node_key, key_by, poll_interval, not no_native_check, quiet, echo)
     except EvmeshError as exc:
         _fail(exc)
     sys.exit(code)

@@ -156,7 +156,10 @@ def render_ads_bootstrap(
     the ADS cluster (HTTP/2). Listeners and clusters come over ADS (CDS and LDS)."""
     if api not in XDS_APIS:
         raise EvmeshError(f"xDS api must be one of {', '.join(XDS_APIS)}, not {api!r}")
-    address = _as_address(xds_address)
+    try:
+        address = _as_address(xds_address)
+    except EvmeshError:
+        raise EvmeshError(f'xDS server address "{xds_address}" is not host:port') from None
     ads = _cluster(ADS_CLUSTER, address)
     ads["typed_extension_protocol_options"] = {
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

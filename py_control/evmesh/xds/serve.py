@@ -124,7 +124,7 @@ async def serve_spec(
             try:
                 await asyncio.wait_for(stop.wait(), poll_interval)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 new = watcher.poll()
@@ -238,3 +238,41 @@ class BackgroundXdsServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop = None
+
+
+def run_serve(
+    spec_path: str | Path,
+    host: str,
+    port: int,
+    node_cluster: str,
+    key_by: str,
+    poll_interval: float,
+    native_check: bool,
+    quiet: bool,
+    echo: Callable[[str], None],
+) -> int:
+    """`evmesh xds serve`: serve until SIGINT/SIGTERM (returns 0). Logs go to stderr, one line each."""
+    import signal
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await serve_spec(spec_path, host, port, node_cluster, key_by, echo, stop, poll_interval, native_check)
+        except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+            raise EvmeshError(f"cannot serve on {host}:{port}: {exc}") from None
+
+    try:
+        asyncio.run(main())
+    finally:
+        log.removeHandler(handler)
+    return 0
