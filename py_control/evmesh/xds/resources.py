@@ -20,6 +20,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401 - registers the type
 from google.protobuf import any_pb2, json_format, struct_pb2, symbol_database  # noqa: F401
 from google.protobuf.message import Message
+from xds.type.v3 import typed_struct_pb2  # noqa: F401 - registers the type
 
 from ..render.bootstrap import render_bootstrap
 from ..spec.models import Address, Spec
