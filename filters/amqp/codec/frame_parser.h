@@ -66,11 +66,11 @@ class Parser {
   const std::string& error() const { return error_; }
   uint64_t error_offset() const { return error_offset_; }
   uint64_t offset() const { return offset_; }
-  bool at_frame_boundary() const { return state_ == State::kHeader && have_ == 0; }
+  bool at_frame_boundary() const { return (state_ == State::kHeader || state_ == State::kProto) && have_ == 0; }
   // Inside a frame that is reported only once complete (a frame header, or a
   // method/content-header/heartbeat payload); the caller holds such bytes.
   bool in_partial_frame() const {
-    return state_ == State::kProto || (state_ == State::kHeader && have_ != 0) || state_ == State::kPayload ||
+    return ((state_ == State::kProto || state_ == State::kHeader) && have_ != 0) || state_ == State::kPayload ||
            state_ == State::kEnd;
   }
   // Stream offset of the frame being assembled (valid when in_partial_frame()).

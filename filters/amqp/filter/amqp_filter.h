@@ -1,0 +1,165 @@
+// The AMQP 0-9-1 network filter: thin glue between Envoy, the AMQP codec and
+// the AMQP policies.
+//
+//   client ──► on_read ──► Parser(c2s) ──► ACL / body limit / throttle ──► pass | rewrite | hold
+//                                                       │ denied: Channel.Close 403 to the client,
+//                                                       │         Channel.Close upstream in place of the frame
+//   client ◄── on_write ◄── Parser(s2c) ◄── Tune rewrite, drop frames of channels being closed ◄── broker
+//
+// Read side: complete frames pass untouched (zero copy). A frame that is
+// decided only once complete (frame header, method, content header) and is
+// split at the end of the read buffer is held with StopIteration; so is a
+// publish whose content header has not arrived yet when max_body_size is
+// set. The buffer is only rebuilt when a frame is dropped or replaced.
+//
+// A denied publish (or consume/get) on channel N:
+//   1. its method frame is replaced, in the upstream stream, by a
+//      Channel.Close(N, 200) of our own: the broker never sees the publish
+//      and closes its side of N, answering Channel.Close-Ok;
+//   2. the client gets Channel.Close(N, 403 ACCESS_REFUSED ..., 60, 40) at
+//      the next server-to-client frame boundary, as RabbitMQ would send it;
+//   3. client frames on N (the message's header and body, later methods) are
+//      swallowed until the client's Channel.Close-Ok (swallowed too: the
+//      broker's N is already closing) or a new channel.open on N (passed:
+//      the broker handles our Close first, TCP keeps the order);
+//   4. broker frames on N are swallowed up to and including its Close-Ok, so
+//      the client never sees frames of the old channel on a reopened N. A
+//      broker Channel.Close crossing ours is answered with Close-Ok upstream.
+// Other channels are untouched throughout.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "filters/amqp/codec/frame_parser.h"
+#include "filters/amqp/policy/config.h"
+#include "filters/common/codec/chunks.h"
+#include "filters/common/envoy/metrics.h"
+#include "filters/common/envoy/module.h"
+
+namespace evmesh::amqp {
+
+struct AmqpMetrics {
+  MetricIndex connections_total, c2s_frames, c2s_bytes, s2c_frames, s2c_bytes, c2s_protocol_errors,
+      s2c_protocol_errors, channels_closed_by_policy, server_channel_errors, throttled;
+  MetricIndex connections_active;  // gauge
+  struct Exchange {
+    MetricIndex published_msgs, published_bytes, publish_denied, body_too_large, returned_msgs, confirm_acks,
+        confirm_nacks;
+  };
+  struct Queue {
+    MetricIndex delivered_msgs, delivered_bytes, acks, nacks, rejects, consume_denied;
+  };
+  std::vector<Exchange> exchanges;  // ExchangeGroups order, "other" last
+  std::vector<Queue> queues;        // QueueGroups order, "other" last
+};
+
+class AmqpFilterConfig : public FilterConfig {
+ public:
+  AmqpFilterConfig(AmqpConfig cfg, MetricTable table, AmqpMetrics m)
+      : cfg_(std::move(cfg)), table_(std::move(table)), m_(std::move(m)) {}
+  std::unique_ptr<NetworkFilter> create(evm_filter_envoy_ptr f) const override;
+
+  const AmqpConfig& cfg() const { return cfg_; }
+  const MetricTable& table() const { return table_; }
+  const AmqpMetrics& m() const { return m_; }
+
+ private:
+  AmqpConfig cfg_;
+  MetricTable table_;
+  AmqpMetrics m_;
+};
+
+std::unique_ptr<FilterConfig> make_amqp_config(evm_config_envoy_ptr config_envoy, std::string_view json,
+                                               std::string* error);
+
+class AmqpFilter : public NetworkFilter {
+ public:
+  AmqpFilter(const AmqpFilterConfig& config, evm_filter_envoy_ptr f);
+  ~AmqpFilter() override;
+
+  int on_new_connection() override;
+  int on_read(size_t length, bool end_stream) override;
+  int on_write(size_t length, bool end_stream) override;
+  void on_event(int event) override;
+
+ private:
+  // Replace stream bytes [begin, end) by `insert` (stream offsets).
+  struct Edit {
+    uint64_t begin, end;
+    std::string insert;
+  };
+  struct Applied {
+    uint64_t at;    // stream offset where the edit ended
+    int64_t delta;  // bytes added (negative: removed)
+  };
+  struct Channel {
+    enum class Pub : uint8_t { kIdle, kAwaitHeader, kInBody } pub = Pub::kIdle;
+    bool client_denied = false;     // swallowing client frames until Close-Ok / channel.open
+    uint16_t upstream_closes = 0;   // our Channel.Close frames upstream not yet answered:
+                                    // broker frames on the channel are swallowed meanwhile
+    bool confirm = false;
+    uint32_t pub_group = 0;         // exchange group of the publish in progress / last publish
+    uint32_t queue_group = 0;       // queue group of the last consume/get (acks are counted there)
+    uint32_t delivery_group = 0;    // queue group of the delivery in progress (s2c)
+    bool delivering = false;
+    uint64_t body_remaining = 0;
+    uint64_t method_start = 0, method_len = 0;  // the held publish method
+    std::deque<uint32_t> pending_consumes;      // queue groups awaiting consume-ok
+  };
+
+  void on_client_frame(const Frame& f);
+  void on_server_frame(const Frame& f, uint64_t base);
+  void on_publish(const Frame& f, Channel& ch);
+  void on_publish_header(const Frame& f, Channel& ch);
+  void on_client_denied_channel(const Frame& f, Channel& ch);
+  // Closes channel `f.channel` for the client with (code, text) and upstream
+  // in place of [replace_begin, replace_end).
+  void close_channel(uint16_t id, Channel& ch, uint64_t replace_begin, uint64_t replace_end, uint16_t code,
+                     const std::string& text, uint16_t failed_class, uint16_t failed_method);
+  void apply_read_edits(size_t total, size_t* kept_total);
+  void flush_pending_to_client();
+  void protocol_error(bool c2s, const Parser& p);
+  void on_tune_ok(uint32_t frame_max);
+  Channel& channel(uint16_t id) { return channels_[id]; }
+  std::string denial_prefix() const;
+
+  const AmqpFilterConfig& config_;
+  Connection conn_;
+  CounterDeltas deltas_;
+  Parser c2s_;
+  Parser s2c_;
+  codec::ChunkList chunks_;
+  std::unordered_map<uint16_t, Channel> channels_;
+  std::unordered_map<std::string, uint32_t> consumers_;  // consumer tag -> queue group (bounded)
+
+  // Read side.
+  size_t held_ = 0;                // read-buffer bytes parsed and held back by StopIteration
+  uint64_t rd_base_ = 0;           // stream offset of read-buffer position 0
+  std::vector<Applied> rd_applied_;  // edits already applied to the held buffer
+  std::vector<Edit> rd_edits_;     // edits of this on_read
+  uint64_t rd_drop_until_ = 0;     // a dropped frame continues up to here
+  size_t awaiting_header_ = 0;     // publishes held until their content header (max_body_size)
+  std::string pending_upstream_;   // Close-Ok replies to the broker, at the next c2s frame boundary
+
+  // Write side.
+  std::vector<Edit> wr_edits_;
+  uint64_t wr_drop_until_ = 0;
+  std::string custody_;            // a partial s2c frame taken out of the write buffer
+  size_t closing_channels_ = 0;    // channels with upstream_closes > 0
+  std::string pending_client_;     // local replies waiting for a s2c frame boundary
+  bool in_local_write_ = false;
+
+  uint32_t tune_frame_max_ = 0;    // the broker's Tune value
+  std::string vhost_ = "/";
+  std::string user_;
+  std::vector<std::string_view> words_;  // scratch for routing-key words
+  bool closed_ = false;
+  bool gauge_closed_ = false;
+};
+
+}  // namespace evmesh::amqp
