@@ -197,24 +197,32 @@ struct InFlight {
   int32_t correlation_id = 0;
   int16_t api_key = 0;
   int16_t api_version = 0;
-  uint64_t user = 0;  // the filter's own tag (e.g. request start time)
+  uint64_t user = 0;            // the filter's own tag (e.g. request start time)
+  bool expect_response = true;  // false for Produce with acks=0 (see produce_acks())
 };
 
 // Requests that await a response on one connection, oldest first. Kafka
-// answers a connection's requests in order, so take() hits the front; it
-// still looks further so that a broker that skips one does not desync us.
-// Produce with acks=0 gets no response: do not add it (see produce_acks()).
+// answers a connection's requests in order, so take() hits the front; an
+// answer further in drops the entries before it (never answered: e.g.
+// Produce acks=0, which Kafka does not answer but some brokers, like Tansu,
+// do). Entries that expect no response give way when the map is full.
 class CorrelationMap {
  public:
   explicit CorrelationMap(size_t max_in_flight = 1024) : max_(max_in_flight) {}
-  // false when full (the filter treats that as a protocol error).
+  // false when full of requests that expect a response (the filter treats
+  // that as a protocol error).
   bool add(const InFlight& r) {
-    if (q_.size() >= max_) return false;
+    if (q_.size() >= max_) {
+      size_t i = 0;
+      while (i < q_.size() && q_[i].expect_response) ++i;
+      if (i == q_.size()) return false;
+      q_.erase(q_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
     q_.push_back(r);
     return true;
   }
   // Removes and returns the request answered by correlation_id; entries in
-  // front of it (never answered) are dropped. false when unknown.
+  // front of it are dropped. false when unknown (pass the response through).
   bool take(int32_t correlation_id, InFlight* out) {
     for (size_t i = 0; i < q_.size(); ++i) {
       if (q_[i].correlation_id == correlation_id) {
@@ -226,6 +234,12 @@ class CorrelationMap {
     return false;
   }
   size_t size() const { return q_.size(); }
+  // Requests still waiting that expect a response.
+  size_t awaiting() const {
+    size_t n = 0;
+    for (const InFlight& r : q_) n += r.expect_response ? 1 : 0;
+    return n;
+  }
 
  private:
   size_t max_;

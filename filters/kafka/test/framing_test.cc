@@ -267,6 +267,16 @@ TEST(KafkaCorrelation, InOrderAndBounded) {
   EXPECT_EQ(r.api_key, api::kFetch);
   EXPECT_EQ(m.size(), 0u);
   EXPECT_FALSE(m.take(99, &r));
+  // acks=0 produces give way when full; others do not.
+  CorrelationMap f(2);
+  EXPECT_TRUE(f.add({10, api::kProduce, 9, 0, false}));
+  EXPECT_TRUE(f.add({11, api::kMetadata, 12, 0}));
+  EXPECT_TRUE(f.add({12, api::kMetadata, 12, 0}));
+  EXPECT_EQ(f.size(), 2u);
+  EXPECT_EQ(f.awaiting(), 2u);
+  EXPECT_FALSE(f.add({13, api::kProduce, 9, 0, false}));
+  ASSERT_TRUE(f.take(11, &r));
+  EXPECT_FALSE(f.take(10, &r));
 }
 
 }  // namespace

@@ -1,0 +1,262 @@
+// The Kafka codec fuzz body, shared by the libFuzzer target and the corpus
+// replay test. The first byte picks what the rest is:
+//   mode 0: a client-to-server stream (frames, headers, topics, produce
+//           bodies down to the records), fed whole and in pieces;
+//   mode 1: a response body; the second byte picks the api, the third its
+//           version (decode, re-encode byte for byte, rewrite, decode again);
+//   mode 2: a records blob (batches, CRC, decompression with a cap, records);
+// and the top bits pick the piece size. Checks invariants and aborts when
+// one breaks: pieces and whole agree, frames tile the stream, errors lie
+// within the input, re-encodings are exact.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "filters/kafka/codec/api_keys.h"
+#include "filters/kafka/codec/framing.h"
+#include "filters/kafka/codec/messages.h"
+#include "filters/kafka/codec/records.h"
+#include "filters/kafka/codec/topics.h"
+
+namespace evmesh::kafka::fuzz {
+
+inline void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+constexpr size_t kCap = 1 << 16;  // decompressed bytes per batch
+
+// Walks a records blob completely; returns a summary for comparisons.
+inline std::string walk_records(std::string_view blob, bool partial_ok) {
+  std::string summary;
+  BatchIterator it(blob, partial_ok, 0);
+  Batch b;
+  std::string scratch;
+  size_t batches = 0;
+  while (it.next(&b) && batches++ < 64) {
+    check(b.offset + b.bytes.size() <= blob.size());
+    if (b.header.magic != 2) continue;
+    summary += verify_crc(b) ? "c" : "C";
+    std::string_view recs;
+    Error err;
+    if (!batch_records(b, kCap, &scratch, &recs, &err)) {
+      check(scratch.size() <= kCap);
+      summary += "d";
+      continue;
+    }
+    RecordIterator ri(recs, b.header.records_count);
+    Record r;
+    int n = 0;
+    while (ri.next(&r) && n++ < 10000) {
+      check(r.key.v.size() <= recs.size() && r.value.v.size() <= recs.size());
+      HeaderIterator hi(r);
+      RecordHeader h;
+      int k = 0;
+      while (hi.next(&h) && k++ < 10000) {
+      }
+    }
+    if (!ri.ok()) check(ri.error().offset <= recs.size());
+    summary += std::to_string(n);
+  }
+  if (!it.ok()) check(it.error().offset <= blob.size());
+  return summary;
+}
+
+struct StreamTrace {
+  std::vector<std::string> events;
+  bool ok = true;
+};
+
+inline StreamTrace run_stream(std::string_view data, size_t step) {
+  FrameLimits limits;
+  limits.max_frame = 1 << 20;
+  limits.prefix_bytes = 64;
+  FrameSplitter s(limits);
+  StreamTrace t;
+  uint64_t next = 0;
+  struct Sink {
+    StreamTrace* t;
+    uint64_t* next;
+    bool head(const FrameHead& h) {
+      check(h.start == *next);
+      check(h.prefix.size() == std::min<size_t>(h.size, 64));
+      RequestHeader rh;
+      Error err;
+      const Status st = decode_request_header(h.prefix, h.prefix.size() == h.size, &rh, &err);
+      t->events.push_back("h" + std::to_string(static_cast<int>(st)) + ":" + std::to_string(rh.api_key));
+      return true;
+    }
+    void frame(const FrameHead& h, std::string_view payload) {
+      check(payload.size() == h.size);
+      *next = h.end();
+      RequestHeader rh;
+      Error err;
+      if (decode_request_header(payload, true, &rh, &err) != Status::kOk) {
+        check(err.offset <= 4 + payload.size());
+        t->events.push_back("bad-header");
+        return;
+      }
+      check(rh.size <= payload.size());
+      const std::string_view body = payload.substr(rh.size);
+      RequestTopics topics;
+      const TopicsStatus ts = topics_of_request(rh.api_key, rh.api_version, body, &topics, &err, 4 + rh.size);
+      if (ts == TopicsStatus::kError) check(err.offset <= 4 + payload.size());
+      std::string e = "f" + std::to_string(rh.api_key) + "v" + std::to_string(rh.api_version) + "t" +
+                      std::to_string(topics.topics.size());
+      if (rh.api_key == api::kProduce) {
+        ProduceRequest p;
+        if (decode_produce_request(body, rh.api_version, &p, &err, 4 + rh.size)) {
+          check(p.consumed <= body.size());
+          for (const auto& topic : p.topics) {
+            for (const auto& part : topic.partitions) {
+              if (!part.records.null) e += walk_records(part.records.v, false);
+            }
+          }
+        } else {
+          check(err.offset <= 4 + payload.size());
+        }
+      }
+      t->events.push_back(e);
+    }
+  } sink{&t, &next};
+  for (size_t pos = 0; pos < data.size() && t.ok; pos += step) t.ok = s.feed(data.substr(pos, step), sink);
+  if (t.ok) check(s.offset() == data.size());
+  return t;
+}
+
+inline void fuzz_response(uint8_t api_pick, uint8_t version_pick, std::string_view body) {
+  static constexpr int16_t kApis[] = {api::kApiVersions, api::kMetadata, api::kFindCoordinator, api::kDescribeCluster,
+                                      api::kFetch, api::kProduce};
+  const int16_t key = kApis[api_pick % (sizeof(kApis) / sizeof(kApis[0]))];
+  const int16_t max = key == api::kProduce ? 13 : max_decodable_version(key, true);
+  const int16_t v = static_cast<int16_t>(version_pick % (max + 1));
+  Error err;
+  switch (key) {
+    case api::kApiVersions: {
+      ApiVersionsResponse a;
+      if (decode_api_versions_response(body, v, &a, &err)) {
+        check(a.consumed <= body.size());
+        std::string copy(body);
+        for (const auto& k : a.api_keys) cap_api_version(&copy, a, k.api_key, 0);
+        ApiVersionsResponse b;
+        check(decode_api_versions_response(copy, v, &b, &err));
+        check(b.api_keys.size() == a.api_keys.size());
+      } else {
+        check(err.offset <= body.size());
+      }
+      return;
+    }
+    case api::kFetch: {
+      FetchResponse f;
+      if (decode_fetch_response(body, v, &f, &err)) {
+        for (const auto& t : f.topics) {
+          for (const auto& p : t.partitions) {
+            RecordCounts c;
+            count_records(p.records.v, true, &c, &err);
+            walk_records(p.records.v, true);
+          }
+        }
+      } else {
+        check(err.offset <= body.size());
+      }
+      return;
+    }
+    case api::kProduce: {
+      ProduceRequest p;
+      if (!decode_produce_request(body, v, &p, &err)) check(err.offset <= body.size());
+      int16_t acks = 0;
+      produce_acks(body, v, &acks, &err);
+      return;
+    }
+    default:
+      break;
+  }
+  // The rewritable responses: identity is unchanged, a rewrite re-decodes
+  // with the same shape, and the re-encoding of the decoded body is exact.
+  std::string out;
+  const Rewrite same = rewrite_broker_addresses(
+      key, v, body,
+      [](int32_t, std::string_view h, int32_t p, std::string* nh, int32_t* np) {
+        *nh = std::string(h);
+        *np = p;
+        return true;
+      },
+      &out, &err);
+  if (same == Rewrite::kError) {
+    check(err.offset <= body.size());
+    return;
+  }
+  check(same == Rewrite::kUnchanged);
+  const Rewrite changed = rewrite_broker_addresses(
+      key, v, body,
+      [](int32_t id, std::string_view, int32_t, std::string* nh, int32_t* np) {
+        *nh = "sidecar-" + std::to_string(id);
+        *np = 1000;
+        return true;
+      },
+      &out, &err);
+  check(changed != Rewrite::kError);
+  size_t consumed = 0;
+  if (key == api::kMetadata) {
+    MetadataResponse m;
+    check(decode_metadata_response(body, v, true, &m, &err));
+    consumed = m.consumed;
+    std::string enc = encode_metadata_response(m);
+    // The length prefixes of a decoded body may be written differently
+    // (overlong varints) but must decode to the same message.
+    MetadataResponse m2;
+    check(decode_metadata_response(enc, v, true, &m2, &err));
+    check(m2.brokers.size() == m.brokers.size() && m2.topics.size() == m.topics.size());
+    if (changed == Rewrite::kRewritten) {
+      MetadataResponse r;
+      check(decode_metadata_response(out, v, true, &r, &err));
+      check(r.brokers.size() == m.brokers.size());
+      for (const auto& b : r.brokers) check(b.port == 1000);
+    }
+  } else if (key == api::kFindCoordinator) {
+    FindCoordinatorResponse f;
+    check(decode_find_coordinator_response(body, v, &f, &err));
+    consumed = f.consumed;
+    FindCoordinatorResponse f2;
+    check(decode_find_coordinator_response(encode_find_coordinator_response(f), v, &f2, &err));
+    check(f2.coordinators.size() == f.coordinators.size());
+    if (changed == Rewrite::kRewritten) check(decode_find_coordinator_response(out, v, &f2, &err));
+  } else {
+    DescribeClusterResponse d;
+    check(decode_describe_cluster_response(body, v, &d, &err));
+    consumed = d.consumed;
+    DescribeClusterResponse d2;
+    check(decode_describe_cluster_response(encode_describe_cluster_response(d), v, &d2, &err));
+    check(d2.brokers.size() == d.brokers.size());
+    if (changed == Rewrite::kRewritten) check(decode_describe_cluster_response(out, v, &d2, &err));
+  }
+  check(consumed <= body.size());
+}
+
+inline void fuzz_one(const uint8_t* bytes, size_t size) {
+  if (size == 0) return;
+  const uint8_t mode = bytes[0] & 3;
+  const size_t step = 1 + (bytes[0] >> 2) % 23;
+  std::string_view data(reinterpret_cast<const char*>(bytes + 1), size - 1);
+  if (mode == 0 || mode == 3) {
+    const StreamTrace whole = run_stream(data, data.empty() ? 1 : data.size());
+    const StreamTrace split = run_stream(data, step);
+    check(whole.ok == split.ok);
+    check(whole.events == split.events);
+  } else if (mode == 1) {
+    if (data.size() < 2) return;
+    fuzz_response(static_cast<uint8_t>(data[0]), static_cast<uint8_t>(data[1]), data.substr(2));
+  } else {
+    const std::string a = walk_records(data, true);
+    // A copy (exact size) behaves the same: no reads beyond the blob.
+    const std::string copy(data);
+    check(walk_records(copy, true) == a);
+    walk_records(data, false);
+  }
+}
+
+}  // namespace evmesh::kafka::fuzz
