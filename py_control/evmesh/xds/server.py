@@ -470,9 +470,17 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         return self.port
 
     async def stop(self, grace: float | None = 0.5) -> None:
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
-            self._grpc = None
+        """End every stream cleanly (status OK: Envoy keeps its config and reconnects), then stop."""
+        if self._grpc is None:
+            return
+        for stream in list(self._streams):
+            stream._queue.put_nowait(("end", None))
+        for _ in range(50):
+            if not self._streams:
+                break
+            await asyncio.sleep(0.01)
+        await self._grpc.stop(grace)
+        self._grpc = None
 
 
 def resources_by_type(snapshot: Snapshot) -> dict[str, Iterable[Resource]]:
