@@ -46,6 +46,9 @@ run: setup build
 bench: setup build
 	@$(PY) tests/perf/bench_nats.py
 
+bench-xds: setup build
+	@$(PY) tests/perf/bench_xds.py
+
 FUZZ_SECONDS ?= 60
 fuzz:
 	@mkdir -p build/fuzz/corpus_nats
