@@ -65,6 +65,13 @@ fuzz:
 	build/fuzz/kafka_codec -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 	  build/fuzz/corpus_kafka filters/kafka/test/corpus/kafka_codec || true
 	@echo "new inputs in build/fuzz/corpus_kafka; crashes as crash-*: commit reproducers to the corpus"
+	@mkdir -p build/fuzz/corpus_amqp
+	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
+	  filters/amqp/test/fuzz_parser.cc filters/amqp/codec/frame_parser.cc filters/amqp/codec/methods.cc \
+	  filters/amqp/codec/content_header.cc filters/amqp/codec/field_table.cc -o build/fuzz/amqp_parser
+	cd build/fuzz && ./amqp_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  corpus_amqp ../../filters/amqp/test/corpus/amqp_parser || true
+	@echo "new inputs in build/fuzz/corpus_amqp; crashes as build/fuzz/crash-*: commit reproducers to the corpus"
 
 clean:
 	@$(BAZEL) clean

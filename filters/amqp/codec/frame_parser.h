@@ -150,7 +150,7 @@ bool Parser::feed(std::string_view data, Sink&& sink) {
         if (have_ < 7) return true;
         have_ = 0;
         if (!start_frame()) return false;
-        if (state_ == State::kBody) {
+        if (type_ == 3) {
           Frame f;
           f.type = FrameType::kBody;
           f.channel = channel_;
