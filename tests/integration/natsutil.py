@@ -41,6 +41,17 @@ def pub(subject: str, payload: bytes, reply: str | None = None) -> bytes:
     return b"PUB " + args.encode() + b"\r\n" + payload + b"\r\n"
 
 
+async def flushed(*clients) -> None:
+    """A round trip that really follows every command the nats-py clients issued before it.
+
+    nats-py 2.16's flush() writes its PING straight to the socket, ahead of commands still waiting in the
+    client's pending buffer (a SUB just made, a PUB): its PONG does not prove that they reached the server.
+    The second flush() runs after the first one's PONG, by when the buffer has been written."""
+    for nc in clients:
+        await nc.flush()
+        await nc.flush()
+
+
 class RawNats:
     """A NATS client on a bare TCP socket (asyncio streams, TCP_NODELAY): bytes in, bytes out."""
 
@@ -151,6 +162,14 @@ class Stats:
         return self.delta(before)
 
 
+    async def wait_active(self, value: int, timeout: float = 5.0) -> None:
+        """Until the connections_active gauge equals `value` (closes are counted a moment after the FIN)."""
+        deadline = time.monotonic() + timeout
+        while self.snapshot().get("connections_active") != value and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert self.snapshot().get("connections_active") == value, self.snapshot()
+
+
 def only(delta: dict[str, int], prefixes: Iterable[str]) -> dict[str, int]:
     """The entries of `delta` whose name starts with one of `prefixes`."""
     prefixes = tuple(prefixes)
@@ -177,7 +196,7 @@ class Bystander:
             self.received.append(msg.data)
 
         await nc.subscribe(subject, cb=take)
-        await nc.flush()
+        await flushed(nc)
         self._task = asyncio.create_task(self._run())
         await self.wait_sent(3)
         return self
@@ -186,7 +205,7 @@ class Bystander:
         while not self._stop.is_set():
             data = b"%d" % len(self.sent)
             await self.nc.publish(self.subject, data)
-            await self.nc.flush()
+            await flushed(self.nc)
             self.sent.append(data)
             await asyncio.sleep(self.interval)
 
@@ -205,7 +224,7 @@ class Bystander:
         await self._task
         try:
             assert self.nc.is_connected, "the bystander lost its connection"
-            await self.nc.flush()
+            await flushed(self.nc)
             for _ in range(250):
                 if len(self.received) >= len(self.sent):
                     break

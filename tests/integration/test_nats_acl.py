@@ -9,7 +9,7 @@ import asyncio
 import nats
 import pytest
 
-from natsutil import ConfiguredNats, RawNats, Stats, only, perm_pub, perm_sub, pub, varz
+from natsutil import ConfiguredNats, RawNats, Stats, flushed, only, perm_pub, perm_sub, pub, varz
 
 GUARDED = "guarded"
 STRICT = "strict"  # the same permissions as the `u` user of the real server below
@@ -82,11 +82,11 @@ async def test_denied_publish_is_reported_dropped_and_the_connection_goes_on(mes
     direct = await connect(broker.url)
     try:
         seen_directly = [await direct.subscribe("orders.>"), await direct.subscribe("billing.>")]
-        await direct.flush()
+        await flushed(direct)
 
         await nc.publish("orders.secret.plan", b"must not leave")  # denied by the deny list
         await nc.publish("billing.invoice", b"not allowed")  # not in the allow list
-        await nc.flush()
+        await flushed(nc)
         # nats-py lower-cases -ERR texts before the error_cb; the raw tests below check the exact bytes.
         assert await errors.wait(2) == [
             'nats: permissions violation for publish to "orders.secret.plan"',
@@ -96,14 +96,14 @@ async def test_denied_publish_is_reported_dropped_and_the_connection_goes_on(mes
 
         # The same connection keeps working on allowed subjects, for publishing and subscribing.
         mine = await nc.subscribe("orders.ok")
-        await nc.flush()
+        await flushed(nc)
         await nc.publish("orders.ok", b"allowed")
-        await nc.flush()
+        await flushed(nc)
         assert (await mine.next_msg(timeout=5)).data == b"allowed"
-        await direct.flush()
+        await flushed(direct)
         first = await seen_directly[0].next_msg(timeout=5)
         assert (first.subject, first.data) == ("orders.ok", b"allowed")
-        await direct.flush()
+        await flushed(direct)
         for sub in seen_directly:
             assert sub.pending_msgs == 0, "a denied message reached nats-server"
     finally:
@@ -134,19 +134,19 @@ async def test_denied_subscriptions_are_reported_and_never_registered(mesh, brok
             await nc.subscribe("orders.secret.feed", queue="auditors"),
             await nc.subscribe("billing.>"),
         ]
-        await nc.flush()
+        await flushed(nc)
         assert await errors.wait(3) == [
             'nats: permissions violation for subscription to "orders.secret.feed"',
             'nats: permissions violation for subscription to "orders.secret.feed" using queue "auditors"',
             'nats: permissions violation for subscription to "billing.>"',
         ]
         allowed = await nc.subscribe("orders.public")
-        await nc.flush()
+        await flushed(nc)
         for subject in ("orders.secret.feed", "billing.x", "orders.public"):
             await direct.publish(subject, subject.encode())
-        await direct.flush()
+        await flushed(direct)
         assert (await allowed.next_msg(timeout=5)).data == b"orders.public"
-        await nc.flush()
+        await flushed(nc)
         assert [s.pending_msgs for s in denied] == [0, 0, 0]
         assert nc.is_connected
     finally:
@@ -172,7 +172,7 @@ async def test_wildcard_subscription_overlapping_a_denied_subject_is_refused(mes
         assert await raw.ping() == [perm_sub("orders.>"), perm_sub("orders.*.plan"), perm_sub(">")]
         await direct.publish("orders.secret.plan", b"s")
         await direct.publish("orders.x", b"x")
-        await direct.flush()
+        await flushed(direct)
         assert await raw.ping() == [b"MSG orders.x 4 1\r\n", b"x\r\n"]
     finally:
         await raw.close()
@@ -194,11 +194,11 @@ async def test_raw_denials_between_allowed_frames_in_one_segment(mesh, broker):
     direct = await connect(broker.url)
     try:
         sub = await direct.subscribe("orders.>")
-        await direct.flush()
+        await flushed(direct)
         await raw.send(pub("orders.a", b"1") + pub("orders.secret.a", b"2") + b"SUB orders.secret.b 9\r\n"
                        + pub("orders.b", b"3", reply="_INBOX.r") + pub("orders.secret.c", b"") + pub("orders.c", b"4"))
         assert await raw.ping() == [perm_pub("orders.secret.a"), perm_sub("orders.secret.b"), perm_pub("orders.secret.c")]
-        await direct.flush()
+        await flushed(direct)
         got = []
         while sub.pending_msgs:
             m = await sub.next_msg(timeout=1)
@@ -250,7 +250,7 @@ async def test_nats_py_sees_the_same_error_from_both(mesh, auth_server):
         try:
             await nc.publish("secret.x", b"x")
             await nc.subscribe("secret.y", queue="q")
-            await nc.flush()
+            await flushed(nc)
             seen[name] = await errors.wait(2)
             assert nc.is_connected
         finally:

@@ -13,7 +13,7 @@ import urllib.request
 import nats
 import pytest
 
-from natsutil import CONNECT, Bystander, ConfiguredNats, RawNats, Stats, only, pub, varz
+from natsutil import CONNECT, Bystander, ConfiguredNats, RawNats, Stats, flushed, only, pub, varz
 
 TINY = "tiny"  # max_payload 1024 in the filter, 1 MiB in the server behind it
 LINE = "line"  # max_control_line 256
@@ -126,13 +126,13 @@ async def test_clients_see_the_effective_max_payload(mesh, broker):
         assert nc.max_payload == 1024
         assert direct.max_payload == 1048576
         sub = await direct.subscribe("orders.sized")
-        await direct.flush()
+        await flushed(direct)
         with pytest.raises(nats.errors.MaxPayloadError):
             await nc.publish("orders.sized", b"x" * 1025)
         await nc.publish("orders.sized", b"y" * 1024)
-        await nc.flush()
+        await flushed(nc)
         assert (await sub.next_msg(timeout=5)).data == b"y" * 1024
-        await direct.flush()
+        await flushed(direct)
         assert sub.pending_msgs == 0
         assert nc.is_connected
     finally:
@@ -146,14 +146,14 @@ async def test_oversized_pub_is_refused_like_nats_server_and_others_go_on(mesh, 
     direct = await nats.connect(broker.url, allow_reconnect=False)
     try:
         seen = await direct.subscribe("orders.>")
-        await direct.flush()
+        await flushed(direct)
         before, server_before = stats.snapshot(), varz(broker)
         oversized = pub("orders.big", b"z" * 1025)
         reference = await refused(small_server.port, oversized)
         assert reference == MAX_PAYLOAD_ERR
         assert await refused(mesh.listener_port(TINY), oversized) == reference
         await bystander.wait_sent(5)
-        await direct.flush()
+        await flushed(direct)
         assert seen.pending_msgs == 0, "the oversized message reached nats-server"
         in_msgs = varz(broker)["in_msgs"] - server_before["in_msgs"]
     finally:
@@ -195,8 +195,8 @@ async def test_frames_before_an_oversized_pub_in_the_same_segment_still_reach_th
     try:
         ref_sub = await ref_direct.subscribe("orders.>")
         sub = await direct.subscribe("orders.>")
-        await ref_direct.flush()
-        await direct.flush()
+        await flushed(ref_direct)
+        await flushed(direct)
         reference = await refused(small_server.port, frames)
         assert reference == MAX_PAYLOAD_ERR
         assert (await ref_sub.next_msg(timeout=5)).data == b"ok", "nats-server delivers the frame before"
@@ -291,7 +291,7 @@ async def test_control_line_at_the_limit_passes(mesh, broker):
     raw = await RawNats.connect(mesh.listener_port(LINE))
     try:
         sub = await direct.subscribe(subject)
-        await direct.flush()
+        await flushed(direct)
         await raw.send(frame)
         assert await raw.ping() == []
         assert (await sub.next_msg(timeout=5)).data == b"x"
@@ -305,7 +305,7 @@ async def test_frames_before_garbage_in_the_same_segment_still_reach_the_server(
     direct = await nats.connect(broker.url, allow_reconnect=False)
     try:
         sub = await direct.subscribe("orders.>")
-        await direct.flush()
+        await flushed(direct)
         frames = pub("orders.first", b"1") + b"FOO BAR\r\n"
         reference = await refused(broker.port, frames)
         assert reference == UNKNOWN_OP_ERR

@@ -11,7 +11,7 @@ import asyncio
 import nats
 import pytest
 
-from natsutil import CONNECT, RawNats, Stats, only, pub
+from natsutil import CONNECT, RawNats, Stats, flushed, only, pub
 
 OPEN = "open"  # no ACL, subject groups for the metrics
 JS = "js"  # an ACL that lets a JetStream client work (API, acks, inboxes) and nothing else
@@ -54,12 +54,12 @@ async def test_pub_sub_reaches_the_real_server_and_back(mesh, broker):
     try:
         via_sidecar = await sub_nc.subscribe("orders.created")
         direct_sub = await direct.subscribe("orders.created")
-        await sub_nc.flush()
-        await direct.flush()
+        await flushed(sub_nc)
+        await flushed(direct)
         payloads = [b"first", b"", b"x" * 1000]
         for p in payloads:
             await pub_nc.publish("orders.created", p)
-        await pub_nc.flush()
+        await flushed(pub_nc)
         assert [(await via_sidecar.next_msg(timeout=5)).data for _ in payloads] == payloads
         assert [(await direct_sub.next_msg(timeout=5)).data for _ in payloads] == payloads
     finally:
@@ -83,7 +83,7 @@ async def test_request_reply_in_both_directions(mesh, broker):
             await msg.respond(msg.data.upper())
 
         await responder.subscribe("svc.echo", cb=echo)
-        await responder.flush()
+        await flushed(responder)
         reply = await requester.request("svc.echo", b"hello", timeout=5)
         assert reply.data == b"HELLO"
         # A requester that bypasses the sidecar reaches the responder behind it, too.
@@ -108,11 +108,11 @@ async def test_headers_round_trip(mesh, broker):
     try:
         via_sidecar = await sub_nc.subscribe("orders.hdr")
         direct_sub = await direct.subscribe("orders.hdr")
-        await sub_nc.flush()
-        await direct.flush()
+        await flushed(sub_nc)
+        await flushed(direct)
         headers = {"Trace-Id": "abc-123", "X-Tenant": "t1"}
         await pub_nc.publish("orders.hdr", b"with headers", headers=headers)
-        await pub_nc.flush()
+        await flushed(pub_nc)
         for sub in (via_sidecar, direct_sub):
             msg = await sub.next_msg(timeout=5)
             assert msg.data == b"with headers"
@@ -161,17 +161,17 @@ async def test_queue_group_members_share_the_messages(mesh):
             async def take(msg, box=got[i]):
                 box.append(msg.data)
             await nc.subscribe("work.items", queue="workers", cb=take)
-            await nc.flush()
+            await flushed(nc)
         sent = [b"item-%02d" % i for i in range(40)]
         for data in sent:
             await publisher.publish("work.items", data)
-        await publisher.flush()
+        await flushed(publisher)
         for _ in range(250):
             if len(got[0]) + len(got[1]) >= len(sent):
                 break
             await asyncio.sleep(0.02)
         for nc in members:
-            await nc.flush()
+            await flushed(nc)
     finally:
         for nc in (*members, publisher):
             await nc.close()
@@ -201,7 +201,7 @@ async def test_jetstream_pull_consumer_with_explicit_acks(mesh):
                 got.append(msg.data)
                 await msg.ack()
         assert got == [b"job-%d" % i for i in range(n)]
-        await nc.flush()
+        await flushed(nc)
         for _ in range(100):
             info = await js.consumer_info("JOBS", "worker")
             if info.num_ack_pending == 0 and info.ack_floor.stream_seq == n:
@@ -227,13 +227,13 @@ async def test_subject_group_metrics_for_a_known_workload(mesh):
     try:
         subs = [await exact.subscribe("orders.new"), await wide.subscribe("orders.>"), await misc.subscribe("misc.>")]
         for nc in (exact, wide, misc):
-            await nc.flush()
+            await flushed(nc)
         for data in (b"a", b"bb", b""):
             await publisher.publish("orders.new", data)
         for _ in range(2):
             await publisher.publish("orders.paid", b"0123456789")
         await publisher.publish("misc.thing", b"seven!!")
-        await publisher.flush()
+        await flushed(publisher)
         expected_counts = [3, 5, 1]
         for sub, count in zip(subs, expected_counts):
             for _ in range(count):
@@ -257,6 +257,7 @@ async def test_connection_and_frame_counters(mesh):
     """A raw client's CONNECT + PING and the server's INFO + PONG, counted to the byte; the active
     gauge goes back to its previous value when the connection closes."""
     stats = Stats(mesh, OPEN)
+    await stats.wait_active(0)  # no connection of an earlier test still closing
     before = stats.snapshot()
     raw = await RawNats.connect(mesh.listener_port(OPEN))
     try:
@@ -276,26 +277,17 @@ async def test_connection_and_frame_counters(mesh):
         assert delta["c2s.bytes"] == len(CONNECT) + 2 * 6 + len(b"SUB orders.self 1\r\n") + len(pub("orders.self", b"ping-pong"))
     finally:
         await raw.close()
-    for _ in range(100):
-        if stats.snapshot()["connections_active"] == before["connections_active"]:
-            break
-        await asyncio.sleep(0.02)
-    after = stats.snapshot()
-    assert after["connections_active"] == before["connections_active"]
-    assert after["connections_total"] == before["connections_total"] + 1
+    await stats.wait_active(before["connections_active"])
+    assert stats.snapshot()["connections_total"] == before["connections_total"] + 1
 
 
 async def test_active_gauge_tracks_nats_py_clients(mesh):
     stats = Stats(mesh, OPEN)
-    base = stats.snapshot()["connections_active"]
+    await stats.wait_active(0)
     clients = [await connect(url(mesh)) for _ in range(3)]
     try:
-        assert stats.snapshot()["connections_active"] == base + 3
+        assert stats.snapshot()["connections_active"] == 3
     finally:
         for nc in clients:
             await nc.close()
-    for _ in range(100):
-        if stats.snapshot()["connections_active"] == base:
-            break
-        await asyncio.sleep(0.02)
-    assert stats.snapshot()["connections_active"] == base
+    await stats.wait_active(0)
