@@ -7,13 +7,15 @@
 #include <string_view>
 
 #include "filters/common/abi/envoy_abi.h"
+#include "filters/amqp/policy/config.h"
 #include "filters/nats/policy/config.h"
 
 namespace {
 
 bool check(std::string_view kind, std::string_view json, std::string* error) {
   if (kind == "nats") return evmesh::nats::parse_nats_config(json, error).has_value();
-  *error = "filter_name: unknown filter \"" + std::string(kind) + "\" (known: nats)";
+  if (kind == "amqp") return evmesh::amqp::parse_amqp_config(json, error).has_value();
+  *error = "filter_name: unknown filter \"" + std::string(kind) + "\" (known: nats, amqp)";
   return false;
 }
 

@@ -1,4 +1,5 @@
 // The filter kinds libevmesh.so serves, by filter_name.
+#include "filters/amqp/filter/amqp_filter.h"
 #include "filters/common/envoy/module.h"
 #include "filters/nats/filter/nats_filter.h"
 
@@ -7,6 +8,7 @@ namespace evmesh {
 const std::vector<FilterKind>& filter_kinds() {
   static const std::vector<FilterKind> kinds = {
       {"nats", &nats::make_nats_config},
+      {"amqp", &amqp::make_amqp_config},
   };
   return kinds;
 }
