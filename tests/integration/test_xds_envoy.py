@@ -297,3 +297,33 @@ async def test_evmesh_xds_serve_follows_spec_edits(broker, tmp_path, start_sidec
         rc = serve.stop()
     assert rc == 0, serve.log_tail()
     assert "Traceback" not in serve.log_text()
+
+
+@pytest.mark.parametrize("api", ["sotw", "delta"])
+async def test_new_cluster_goes_before_its_listener_and_leaves_after_it(api, broker, xds_server, start_sidecar):
+    orders, audit = free_port(), free_port()
+    spec1 = load_spec_data(spec_dict(broker, {"orders": (orders, acl("orders.>"))}))
+    publish(xds_server, spec1, "1")
+    sidecar = start_sidecar(xds_server.port, api, spec1)
+    synced(xds_server, "1")
+
+    data = spec_dict(broker, {"orders": (orders, acl("orders.>")), "audit": (audit, acl("audit.>"))})
+    data["brokers"].append({"name": "nats-audit", "protocol": "nats", "address": broker.address})
+    data["listeners"][1]["broker"] = "nats-audit"
+    mark = xds_server.mark()
+    publish(xds_server, load_spec_data(data), "2")
+    synced(xds_server, "2", mark)
+    steps = [(e.kind, e.type_url.rsplit(".", 1)[-1]) for e in xds_server.events[mark:] if e.kind in ("sent", "ack")]
+    assert steps == [("sent", "Cluster"), ("ack", "Cluster"), ("sent", "Listener"), ("ack", "Listener")]
+    assert await publish_outcome(audit, broker, "audit.x") == "delivered"
+    assert sidecar.stats()["cluster_manager.active_clusters"] == 3  # the ADS cluster, nats-main, nats-audit
+
+    mark = xds_server.mark()
+    publish(xds_server, spec1, "3")
+    synced(xds_server, "3", mark)
+    steps = [(e.kind, e.type_url.rsplit(".", 1)[-1]) for e in xds_server.events[mark:] if e.kind in ("sent", "ack")]
+    assert steps == [("sent", "Listener"), ("ack", "Listener"), ("sent", "Cluster"), ("ack", "Cluster")]
+    assert wait_until(lambda: sidecar.stats()["cluster_manager.active_clusters"] == 2, 10)
+    assert await publish_outcome(orders, broker, "orders.x") == "delivered"
+    stats = sidecar.stats()
+    assert stats["listener_manager.lds.update_rejected"] == 0 and stats["cluster_manager.cds.update_rejected"] == 0

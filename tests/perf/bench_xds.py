@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from evmesh.render.bootstrap import render_ads_yaml
-from evmesh.runtime import Envoy, free_port
+from evmesh.runtime import Envoy, free_port, port_is_free
 from evmesh.runtime.nats import start_nats_server
 from evmesh.spec import load_spec_text
 from evmesh.xds import BackgroundXdsServer, snapshot_from_spec
@@ -41,12 +42,27 @@ HEADING = "## xDS: spec change → ACK"
 KEY = "evmesh"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_ports(n: int, avoid: set[int]) -> list[int]:
+    """n free ports below the kernel's ephemeral range, where outgoing connections of other processes
+    cannot take them between this check and Envoy's bind."""
+    lo = _ephemeral_range()[0]
+    start = random.randrange(10000, max(10001, lo - 2 * n - 1000))
     out: list[int] = []
+    port = start
     while len(out) < n:
-        p = free_port()
-        if p not in avoid and p not in out:
-            out.append(p)
+        if port >= lo:
+            port = 10000
+        if port not in avoid and port_is_free(port):
+            out.append(port)
+        port += 1
     return out
 
 
@@ -110,9 +126,18 @@ def bench_api(api: str, sizes: list[int], repeat: int, broker_addr: str, work: P
         envoy.wait_ready()
         server.wait_for(lambda e: e.kind == "synced", 30)
         for n in sizes:
-            ports = free_ports(n, used)
-            xds_resources._MEMO.clear()
-            create = run.change(spec_text(broker_addr, base_port, ports))
+            for attempt in range(3):  # a port picked as free may be taken by another process meanwhile
+                ports = free_ports(n, used)
+                xds_resources._MEMO.clear()
+                try:
+                    create = run.change(spec_text(broker_addr, base_port, ports))
+                    break
+                except RuntimeError as exc:
+                    if "cannot bind" not in str(exc) or attempt == 2:
+                        raise
+                    print(f"retrying with other ports: {exc}", flush=True)
+                    used |= set(ports)
+                    run.change(spec_text(broker_addr, base_port, []))
             active = envoy.stats().get("listener_manager.total_listeners_active")
             assert active == n + 1, f"{active} listeners active, expected {n + 1}"
             acls = [run.change(spec_text(broker_addr, base_port, ports, v)) for v in range(1, repeat + 1)]

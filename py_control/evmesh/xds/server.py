@@ -267,11 +267,13 @@ class _SotwStream(_Stream):
             st.legacy_wildcard = not names
             if req.version_info:
                 st.claimed_version = req.version_info
-        elif req.response_nonce:
+        elif req.response_nonce and st.awaiting:
             was_ack = not (req.error_detail.code or req.error_detail.message)
             self._ack_or_nack(st, req.error_detail)
             if was_ack:
                 self._maybe_synced()
+        elif req.response_nonce:
+            pass  # the latest nonce again, already answered: a subscription change (names below)
         else:
             st.awaiting = False  # a fresh request: the client is open to a response again
         st.wildcard = "*" in names or (st.legacy_wildcard and not names)
