@@ -393,13 +393,153 @@ bool produce_acks(std::string_view body, int16_t version, int16_t* acks, Error* 
   return r.ok();
 }
 
+std::string encode_produce_request(const ProduceRequest& p, int16_t version) {
+  const bool flex = version >= 9;
+  std::string out;
+  Writer w(&out);
+  if (version >= 3) w.string(flex, p.transactional_id);
+  w.i16(p.acks);
+  w.i32(p.timeout_ms);
+  w.array(flex, static_cast<int32_t>(p.topics.size()));
+  for (const ProduceTopic& t : p.topics) {
+    if (version >= 13) {
+      w.uuid(t.topic_id);
+    } else {
+      w.string(flex, t.name);
+    }
+    w.array(flex, static_cast<int32_t>(t.partitions.size()));
+    for (const ProducePartition& part : t.partitions) {
+      w.i32(part.index);
+      w.bytes(flex, part.records);
+      if (flex) w.no_tagged_fields();
+    }
+    if (flex) w.no_tagged_fields();
+  }
+  if (flex) w.no_tagged_fields();
+  return out;
+}
+
+// ---- Produce response --------------------------------------------------------
+
+bool decode_produce_response(std::string_view body, int16_t version, ProduceResponse* out, Error* err,
+                             size_t base) {
+  *out = ProduceResponse{};
+  const bool flex = version >= 9;
+  Reader r(body, base);
+  int32_t nt = 0;
+  r.array(flex, false, 2, &nt);
+  for (int32_t i = 0; i < nt && r.ok(); ++i) {
+    ProduceTopicResponse t;
+    if (version >= 13) {
+      r.uuid(&t.topic_id);
+    } else {
+      r.string(flex, false, &t.name);
+    }
+    int32_t np = 0;
+    r.array(flex, false, 14, &np);
+    for (int32_t j = 0; j < np && r.ok(); ++j) {
+      ProducePartitionResponse p;
+      r.i32(&p.index);
+      r.i16(&p.error_code);
+      r.i64(&p.base_offset);
+      if (version >= 2) r.i64(&p.log_append_time_ms);
+      if (version >= 5) r.i64(&p.log_start_offset);
+      if (version >= 8) {
+        const size_t at = r.pos();
+        int32_t ne = 0;
+        r.array(flex, false, 5, &ne);
+        for (int32_t k = 0; k < ne && r.ok(); ++k) {
+          int32_t batch_index = 0;
+          Str msg;
+          r.i32(&batch_index);
+          r.string(flex, true, &msg);
+          if (flex) r.tagged_fields();
+        }
+        if (r.ok()) p.record_errors = body.substr(at, r.pos() - at);
+        r.string(flex, true, &p.error_message);
+      }
+      if (flex) p.tagged = tagged_raw(r);
+      t.partitions.push_back(p);
+    }
+    if (flex) t.tagged = tagged_raw(r);
+    out->topics.push_back(std::move(t));
+  }
+  if (version >= 1) {
+    out->throttle_time_offset = r.pos();
+    r.i32(&out->throttle_time_ms);
+  }
+  if (flex) out->tagged = tagged_raw(r);
+  return finish(r, &out->consumed, err);
+}
+
+std::string encode_produce_response(const ProduceResponse& pr, int16_t version) {
+  const bool flex = version >= 9;
+  std::string out;
+  Writer w(&out);
+  w.array(flex, static_cast<int32_t>(pr.topics.size()));
+  for (const ProduceTopicResponse& t : pr.topics) {
+    if (version >= 13) {
+      w.uuid(t.topic_id);
+    } else {
+      w.string(flex, t.name);
+    }
+    w.array(flex, static_cast<int32_t>(t.partitions.size()));
+    for (const ProducePartitionResponse& p : t.partitions) {
+      w.i32(p.index);
+      w.i16(p.error_code);
+      w.i64(p.base_offset);
+      if (version >= 2) w.i64(p.log_append_time_ms);
+      if (version >= 5) w.i64(p.log_start_offset);
+      if (version >= 8) {
+        if (p.record_errors.empty()) {
+          w.array(flex, 0);
+        } else {
+          w.raw(p.record_errors);
+        }
+        w.string(flex, p.error_message);
+      }
+      if (flex) write_tagged(w, p.tagged);
+    }
+    if (flex) write_tagged(w, t.tagged);
+  }
+  if (version >= 1) w.i32(pr.throttle_time_ms);
+  if (flex) write_tagged(w, pr.tagged);
+  return out;
+}
+
+ProduceResponse produce_error_response(const ProduceRequest& req, int16_t error_code) {
+  ProduceResponse r;
+  for (const ProduceTopic& t : req.topics) {
+    ProduceTopicResponse tr;
+    tr.name = t.name;
+    tr.topic_id = t.topic_id;
+    for (const ProducePartition& p : t.partitions) {
+      ProducePartitionResponse pr;
+      pr.index = p.index;
+      pr.error_code = error_code;
+      tr.partitions.push_back(pr);
+    }
+    r.topics.push_back(std::move(tr));
+  }
+  return r;
+}
+
+bool patch_throttle_time(std::string* body, size_t offset, int32_t throttle_ms) {
+  if (offset + 4 > body->size()) return false;
+  store_be32(body->data() + offset, static_cast<uint32_t>(throttle_ms));
+  return true;
+}
+
 // ---- Fetch response ----------------------------------------------------------
 
 bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse* out, Error* err, size_t base) {
   *out = FetchResponse{};
   const bool flex = version >= 12;
   Reader r(body, base);
-  if (version >= 1) r.i32(&out->throttle_time_ms);
+  if (version >= 1) {
+    out->throttle_time_offset = r.pos();
+    r.i32(&out->throttle_time_ms);
+  }
   if (version >= 7) {
     r.i16(&out->error_code);
     r.i32(&out->session_id);
@@ -449,7 +589,7 @@ bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse
 int16_t max_decodable_version(int16_t api_key, bool response) {
   switch (api_key) {
     case api::kProduce:
-      return response ? -1 : 13;
+      return 13;
     case api::kFetch:
       return response ? 17 : -1;
     case api::kMetadata:

@@ -158,6 +158,43 @@ bool decode_produce_request(std::string_view body, int16_t version, ProduceReque
 // will come (acks=0: none).
 bool produce_acks(std::string_view body, int16_t version, int16_t* acks, Error* err, size_t base = 0);
 
+// Re-encodes a produce request (e.g. with the denied topics removed). Records
+// and names are copied from the views; tagged fields are written empty.
+std::string encode_produce_request(const ProduceRequest& p, int16_t version);
+
+// ---- Produce response (v0-13) ------------------------------------------------
+
+struct ProducePartitionResponse {
+  int32_t index = 0;
+  int16_t error_code = 0;
+  int64_t base_offset = -1;
+  int64_t log_append_time_ms = -1;  // v2+
+  int64_t log_start_offset = -1;    // v5+
+  std::string_view record_errors;   // v8+: the raw array (count included); empty = none
+  Str error_message = Str::none();  // v8+
+  std::string_view tagged;          // raw (flexible versions)
+};
+struct ProduceTopicResponse {
+  Str name;       // v0-12
+  Uuid topic_id;  // v13+
+  std::vector<ProducePartitionResponse> partitions;
+  std::string_view tagged;
+};
+struct ProduceResponse {
+  size_t consumed = 0;
+  std::vector<ProduceTopicResponse> topics;
+  int32_t throttle_time_ms = 0;     // v1+
+  size_t throttle_time_offset = 0;  // of throttle_time_ms in the body (patch in place)
+  std::string_view tagged;
+};
+bool decode_produce_response(std::string_view body, int16_t version, ProduceResponse* out, Error* err,
+                             size_t base = 0);
+std::string encode_produce_response(const ProduceResponse& r, int16_t version);
+// The response Kafka gives to `req` when every partition fails with
+// error_code (e.g. 29 TOPIC_AUTHORIZATION_FAILED) — for the topics of `req`
+// only; merge with the broker's response by appending its topics.
+ProduceResponse produce_error_response(const ProduceRequest& req, int16_t error_code);
+
 // ---- Fetch response (v0-17) --------------------------------------------------
 
 struct FetchPartition {
@@ -174,11 +211,15 @@ struct FetchTopic {
 struct FetchResponse {
   size_t consumed = 0;  // body bytes decoded (trailing bytes are ignored, as Kafka does)
   int32_t throttle_time_ms = 0;
+  size_t throttle_time_offset = 0;  // v1+: of throttle_time_ms in the body (patch in place)
   int16_t error_code = 0;
   int32_t session_id = 0;
   std::vector<FetchTopic> topics;
 };
 bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse* out, Error* err, size_t base = 0);
+
+// Sets throttle_time_ms at `offset` of a body in place (quota enforcement).
+bool patch_throttle_time(std::string* body, size_t offset, int32_t throttle_ms);
 
 // Highest version each decoder here understands (a higher one: skip the body).
 int16_t max_decodable_version(int16_t api_key, bool response);

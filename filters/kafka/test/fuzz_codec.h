@@ -170,6 +170,21 @@ inline void fuzz_response(uint8_t api_pick, uint8_t version_pick, std::string_vi
       if (!decode_produce_request(body, v, &p, &err)) check(err.offset <= body.size());
       int16_t acks = 0;
       produce_acks(body, v, &acks, &err);
+      if (decode_produce_request(body, v, &p, &err)) {
+        ProduceRequest q;
+        check(decode_produce_request(encode_produce_request(p, v), v, &q, &err));
+        check(q.topics.size() == p.topics.size());
+      }
+      // The same bytes as a produce response: decode, re-encode, decode.
+      ProduceResponse r;
+      if (decode_produce_response(body, v, &r, &err)) {
+        ProduceResponse r2;
+        const std::string enc = encode_produce_response(r, v);
+        check(decode_produce_response(enc, v, &r2, &err));
+        check(r2.topics.size() == r.topics.size() && r2.throttle_time_ms == r.throttle_time_ms);
+      } else {
+        check(err.offset <= body.size());
+      }
       return;
     }
     default:

@@ -203,7 +203,8 @@ TEST(KafkaRecords, EveryTruncationOfARecordIsAnError) {
     EXPECT_LE(it.error().offset, 61 + cut);
   }
   // Garbage after the last record is refused.
-  RecordIterator it(recs + "zz", 3);
+  const std::string with_garbage = recs + "zz";
+  RecordIterator it(with_garbage, 3);
   Record r;
   while (it.next(&r)) {
   }
