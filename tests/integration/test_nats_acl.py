@@ -223,6 +223,12 @@ DENIED_FRAMES = {
     "sub": (b"SUB secret.x 1\r\n", perm_sub("secret.x")),
     "sub-queue": (b"SUB secret.x q1 1\r\n", perm_sub("secret.x", "q1")),
     "sub-wildcard": (b"SUB secret.> 1\r\n", perm_sub("secret.>")),
+    # spellings nats-server accepts must not slip past the ACL
+    "pub-lower-case": (b"pub secret.x 1\r\nx\r\n", perm_pub("secret.x")),
+    "hpub-mixed-case": (b"HPub secret.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", perm_pub("secret.x")),
+    "sub-lower-case-queue": (b"sub secret.x q1 1\r\n", perm_sub("secret.x", "q1")),
+    "pub-tabs-and-spaces": (b"PUB\tsecret.x  \t1\r\nx\r\n", perm_pub("secret.x")),
+    "pub-bare-newline": (b"PUB secret.x 1\nx\r\n", perm_pub("secret.x")),
 }
 
 
