@@ -1,6 +1,7 @@
 #include "filters/amqp/filter/amqp_filter.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "filters/amqp/codec/encode.h"
 #include "filters/amqp/codec/field_table.h"
@@ -45,6 +46,12 @@ std::unique_ptr<FilterConfig> make_amqp_config(evm_config_envoy_ptr config_envoy
   return std::make_unique<AmqpFilterConfig>(std::move(*cfg), b.take(), std::move(m));
 }
 
+uint64_t AmqpFilterConfig::steady_now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+}
+
 std::unique_ptr<NetworkFilter> AmqpFilterConfig::create(evm_filter_envoy_ptr f) const {
   return std::make_unique<AmqpFilter>(*this, f);
 }
@@ -82,9 +89,49 @@ AmqpFilter::AmqpFilter(const AmqpFilterConfig& config, evm_filter_envoy_ptr f)
       c2s_(Dir::kClientToServer, config.cfg().max_frame),
       s2c_(Dir::kServerToClient, config.cfg().max_frame) {
   deltas_.add(config_.m().connections_total);
+  buckets_.resize(config.cfg().throttle.size());
 }
 
-AmqpFilter::~AmqpFilter() = default;
+AmqpFilter::~AmqpFilter() {
+  if (scheduler_ != nullptr) {
+    config_.commits().cancel(scheduler_);
+    envoy_dynamic_module_callback_network_filter_scheduler_delete(scheduler_);
+  }
+}
+
+uint64_t AmqpFilter::throttle_wait_ns(uint64_t now) {
+  uint64_t wait = 0;
+  for (Buckets& b : buckets_) {
+    if (!b.ready) continue;
+    wait = std::max(wait, std::max(b.msgs.wait_ns(now), b.bytes.wait_ns(now)));
+  }
+  return wait;
+}
+
+void AmqpFilter::arm_timer(uint64_t wait_ns) {
+  if (timer_pending_) return;
+  if (scheduler_ == nullptr) scheduler_ = envoy_dynamic_module_callback_network_filter_scheduler_new(conn_.raw());
+  if (scheduler_ == nullptr) return;
+  timer_pending_ = true;
+  config_.commits().commit_after(scheduler_, 1, std::chrono::nanoseconds(wait_ns));
+}
+
+void AmqpFilter::on_scheduled(uint64_t /*event_id*/) {
+  timer_pending_ = false;
+  if (closed_ || !throttle_hold_) return;
+  const uint64_t wait = throttle_wait_ns(config_.now_ns());
+  if (wait > 0) {
+    arm_timer(wait);
+    return;
+  }
+  throttle_hold_ = false;
+  if (c2s_.in_partial_frame() || awaiting_header_ > 0) return;  // the next read decides
+  // Release the held buffer to the next filters, in order, untouched.
+  held_ = 0;
+  rd_base_ = c2s_.offset();
+  rd_applied_.clear();
+  conn_.continue_reading();
+}
 
 void AmqpFilter::on_event(int event) {
   if (event == EVM_EVENT_REMOTE_CLOSE || event == EVM_EVENT_LOCAL_CLOSE) {
@@ -137,14 +184,24 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
   size_t kept_total = total;
   if (!rd_edits_.empty()) apply_read_edits(total, &kept_total);
 
+  uint64_t throttle_wait = 0;
+  if (!buckets_.empty() && !end_stream) {
+    throttle_wait = throttle_wait_ns(config_.now_ns());
+    if (throttle_wait > 0) {
+      if (!throttle_hold_) deltas_.add(config_.m().throttled);
+      throttle_hold_ = true;
+      arm_timer(throttle_wait);
+    }
+  }
   int status = EVM_NET_CONTINUE;
-  if (!end_stream && (c2s_.in_partial_frame() || awaiting_header_ > 0)) {
+  if (!end_stream && (c2s_.in_partial_frame() || awaiting_header_ > 0 || throttle_wait > 0)) {
     held_ = kept_total;  // everything was parsed; wait for the rest of the frame
     status = EVM_NET_STOP_ITERATION;
   } else {
     held_ = 0;
     rd_base_ = c2s_.offset();
     rd_applied_.clear();
+    throttle_hold_ = false;
   }
   flush_pending_to_client();
   deltas_.flush(conn_.raw());
@@ -331,6 +388,7 @@ void AmqpFilter::on_publish(const Frame& f, Channel& ch) {
   ch.pub_group = g;
   ch.method_start = f.start;
   ch.method_len = f.frame_len();
+  ch.throttle_rule = cfg.throttle.empty() ? -1 : cfg.throttle_rule(mt.exchange);
   if (cfg.max_body_size) ++awaiting_header_;
 }
 
@@ -358,6 +416,18 @@ void AmqpFilter::on_publish_header(const Frame& f, Channel& ch) {
   const AmqpMetrics::Exchange& x = config_.m().exchanges[ch.pub_group];
   deltas_.add(x.published_msgs);
   deltas_.add(x.published_bytes, size);
+  if (ch.throttle_rule >= 0) {
+    const ThrottleRule& rule = cfg.throttle[static_cast<size_t>(ch.throttle_rule)];
+    Buckets& b = buckets_[static_cast<size_t>(ch.throttle_rule)];
+    const uint64_t now = config_.now_ns();
+    if (!b.ready) {
+      b.msgs = policy::TokenBucket(rule.messages_per_second, 0, now);
+      b.bytes = policy::TokenBucket(rule.bytes_per_second, 0, now);
+      b.ready = true;
+    }
+    b.msgs.take(1, now);
+    b.bytes.take(size, now);
+  }
   if (size > 0) {
     ch.pub = Channel::Pub::kInBody;
     ch.body_remaining = size;

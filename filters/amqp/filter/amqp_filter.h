@@ -37,7 +37,9 @@
 
 #include "filters/amqp/codec/frame_parser.h"
 #include "filters/amqp/policy/config.h"
+#include "filters/common/policy/token_bucket.h"
 #include "filters/common/codec/chunks.h"
+#include "filters/common/envoy/delayed_commits.h"
 #include "filters/common/envoy/metrics.h"
 #include "filters/common/envoy/module.h"
 
@@ -67,11 +69,19 @@ class AmqpFilterConfig : public FilterConfig {
   const AmqpConfig& cfg() const { return cfg_; }
   const MetricTable& table() const { return table_; }
   const AmqpMetrics& m() const { return m_; }
+  // Throttled connections wake up through these delayed commits.
+  DelayedCommits& commits() const { return commits_; }
+  uint64_t now_ns() const { return now_(); }
+  void set_clock(uint64_t (*now)()) { now_ = now; }  // tests
 
  private:
+  static uint64_t steady_now_ns();
+
   AmqpConfig cfg_;
   MetricTable table_;
   AmqpMetrics m_;
+  mutable DelayedCommits commits_;
+  uint64_t (*now_)() = &steady_now_ns;
 };
 
 std::unique_ptr<FilterConfig> make_amqp_config(evm_config_envoy_ptr config_envoy, std::string_view json,
@@ -86,6 +96,7 @@ class AmqpFilter : public NetworkFilter {
   int on_read(size_t length, bool end_stream) override;
   int on_write(size_t length, bool end_stream) override;
   void on_event(int event) override;
+  void on_scheduled(uint64_t event_id) override;
 
  private:
   // Replace stream bytes [begin, end) by `insert` (stream offsets).
@@ -109,6 +120,7 @@ class AmqpFilter : public NetworkFilter {
     bool delivering = false;
     uint64_t body_remaining = 0;
     uint64_t method_start = 0, method_len = 0;  // the held publish method
+    int throttle_rule = -1;                     // of the publish in progress
     std::deque<uint32_t> pending_consumes;      // queue groups awaiting consume-ok
   };
 
@@ -127,6 +139,8 @@ class AmqpFilter : public NetworkFilter {
   void on_tune_ok(uint32_t frame_max);
   Channel& channel(uint16_t id) { return channels_[id]; }
   std::string denial_prefix() const;
+  uint64_t throttle_wait_ns(uint64_t now);
+  void arm_timer(uint64_t wait_ns);
 
   const AmqpFilterConfig& config_;
   Connection conn_;
@@ -153,6 +167,17 @@ class AmqpFilter : public NetworkFilter {
   size_t closing_channels_ = 0;    // channels with upstream_closes > 0
   std::string pending_client_;     // local replies waiting for a s2c frame boundary
   bool in_local_write_ = false;
+
+  // Throttling (publish rate per exchange rule, per connection): while a
+  // bucket is in debt the read buffer is held; a delayed commit wakes us.
+  struct Buckets {
+    bool ready = false;
+    policy::TokenBucket msgs, bytes;
+  };
+  std::vector<Buckets> buckets_;   // by AmqpConfig::throttle index
+  evm_scheduler_ptr scheduler_ = nullptr;
+  bool timer_pending_ = false;
+  bool throttle_hold_ = false;
 
   uint32_t tune_frame_max_ = 0;    // the broker's Tune value
   std::string vhost_ = "/";

@@ -112,4 +112,19 @@ int envoy_dynamic_module_callback_network_filter_decrement_gauge(evm_filter_envo
 int envoy_dynamic_module_callback_network_filter_record_histogram_value(evm_filter_envoy_ptr, size_t id, uint64_t v) {
   return add(id, static_cast<int64_t>(v));
 }
+void envoy_dynamic_module_callback_network_filter_continue_reading(evm_filter_envoy_ptr) {
+  ++fake_envoy().continue_reading;
+}
+evm_scheduler_ptr envoy_dynamic_module_callback_network_filter_scheduler_new(evm_filter_envoy_ptr) {
+  ++fake_envoy().schedulers;
+  return new int(0);
+}
+void envoy_dynamic_module_callback_network_filter_scheduler_commit(evm_scheduler_ptr, uint64_t event_id) {
+  std::lock_guard<std::mutex> l(fake_envoy().mu);
+  fake_envoy().committed.push_back(event_id);
+}
+void envoy_dynamic_module_callback_network_filter_scheduler_delete(evm_scheduler_ptr s) {
+  --fake_envoy().schedulers;
+  delete static_cast<int*>(s);
+}
 }  // extern "C"

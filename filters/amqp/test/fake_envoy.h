@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,12 +20,34 @@ struct FakeEnvoy {
   std::vector<std::string> metric_names;  // id -> name (counters, gauges, histograms share ids)
   std::map<std::string, int64_t> metrics;
   std::vector<std::string> logs;
+  int continue_reading = 0;
+  int schedulers = 0;  // created minus deleted
+  std::mutex mu;       // committed: written by the DelayedCommits thread
+  std::vector<uint64_t> committed;
+  size_t committed_count() {
+    std::lock_guard<std::mutex> l(mu);
+    return committed.size();
+  }
 
   int64_t metric(const std::string& name) const {
     auto it = metrics.find(name);
     return it == metrics.end() ? 0 : it->second;
   }
-  void reset() { *this = FakeEnvoy(); }
+  void reset() {
+    read_buf.clear();
+    write_buf.clear();
+    to_client.clear();
+    chunk = 0;
+    closed = false;
+    close_how = -1;
+    metric_names.clear();
+    metrics.clear();
+    logs.clear();
+    continue_reading = 0;
+    schedulers = 0;
+    std::lock_guard<std::mutex> l(mu);
+    committed.clear();
+  }
 };
 
 FakeEnvoy& fake_envoy();

@@ -112,6 +112,19 @@ int envoy_dynamic_module_callback_network_filter_decrement_gauge(evm_filter_envo
 int envoy_dynamic_module_callback_network_filter_record_histogram_value(evm_filter_envoy_ptr f,
                                                                         size_t id, uint64_t value);
 
+// Backpressure: hand a held read buffer on to the filters after this one
+// (Envoy's ReadFilterCallbacks::continueReading).
+void envoy_dynamic_module_callback_network_filter_continue_reading(evm_filter_envoy_ptr f);
+
+// A scheduler posts events to the connection's worker thread, where Envoy
+// calls envoy_dynamic_module_on_network_filter_scheduled(f, filter_module,
+// event_id). commit() may be called from any thread; a commit after the
+// connection closed is dropped by Envoy. The module deletes the scheduler once.
+typedef void* evm_scheduler_ptr;
+evm_scheduler_ptr envoy_dynamic_module_callback_network_filter_scheduler_new(evm_filter_envoy_ptr f);
+void envoy_dynamic_module_callback_network_filter_scheduler_commit(evm_scheduler_ptr scheduler, uint64_t event_id);
+void envoy_dynamic_module_callback_network_filter_scheduler_delete(evm_scheduler_ptr scheduler);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif
@@ -139,4 +152,8 @@ int envoy_dynamic_module_callback_network_filter_record_histogram_value(evm_filt
   X(network_filter_increment_counter)                  \
   X(network_filter_increment_gauge)                    \
   X(network_filter_decrement_gauge)                    \
-  X(network_filter_record_histogram_value)
+  X(network_filter_record_histogram_value)            \
+  X(network_filter_continue_reading)                   \
+  X(network_filter_scheduler_new)                      \
+  X(network_filter_scheduler_commit)                   \
+  X(network_filter_scheduler_delete)

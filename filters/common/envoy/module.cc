@@ -151,6 +151,15 @@ EVMESH_EXPORT void envoy_dynamic_module_on_network_filter_event(void* filter_env
   }
 }
 
+EVMESH_EXPORT void envoy_dynamic_module_on_network_filter_scheduled(void* /*filter_envoy*/,
+                                                                    const void* filter_module, uint64_t event_id) {
+  try {
+    const_cast<NetworkFilter*>(static_cast<const NetworkFilter*>(filter_module))->on_scheduled(event_id);
+  } catch (...) {
+    evmesh::log_exception("on_network_filter_scheduled");
+  }
+}
+
 EVMESH_EXPORT void envoy_dynamic_module_on_network_filter_destroy(const void* filter_module) {
   delete static_cast<const NetworkFilter*>(filter_module);
 }

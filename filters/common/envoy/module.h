@@ -57,6 +57,8 @@ class Connection {
   }
   void close(int how) const { envoy_dynamic_module_callback_network_filter_close(raw_, how); }
   uint64_t id() const { return envoy_dynamic_module_callback_network_filter_get_connection_id(raw_); }
+  // Passes a read buffer held by StopIteration on to the next filters.
+  void continue_reading() const { envoy_dynamic_module_callback_network_filter_continue_reading(raw_); }
   evm_filter_envoy_ptr raw() const { return raw_; }
 
  private:
@@ -70,6 +72,8 @@ class NetworkFilter {
   virtual int on_read(size_t length, bool end_stream) = 0;
   virtual int on_write(size_t length, bool end_stream) = 0;
   virtual void on_event(int /*event*/) {}
+  // An event committed to this connection's scheduler (see envoy_abi.h).
+  virtual void on_scheduled(uint64_t /*event_id*/) {}
 };
 
 class FilterConfig {
