@@ -134,3 +134,25 @@ def test_cli_render_xds_is_accepted_by_envoy(tmp_path):
     assert boot["node"] == {"id": "n1", "cluster": "svc"} and "listeners" not in boot["static_resources"]
     bad = CliRunner().invoke(cli, ["render", str(EXAMPLE), "--xds", "nohost"])
     assert bad.exit_code == 2 and bad.output.strip().splitlines() == ['error: xDS server address "nohost" is not host:port']
+
+
+def test_xds_serve_start_up_errors_are_one_line(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    evmesh = Path(sys.prefix) / "bin" / "evmesh"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nbrokers: []\n")
+    r = subprocess.run([evmesh, "xds", "serve", bad], capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stderr.splitlines()) == (2, [f'{bad}:1: missing required key "listeners"'])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([evmesh, "xds", "serve", EXAMPLE, "--port", str(port), "--no-native-check"],
+                           capture_output=True, text=True, timeout=30)
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert lines[-1].startswith(f"error: cannot serve on 127.0.0.1:{port}: Failed to bind"), lines
+    assert len([x for x in lines if "error" in x.lower()]) == 1, lines

@@ -132,6 +132,9 @@ def xds() -> None:
 def xds_serve(spec: str, host: str, port: int, node_key: str, key_by: str, poll_interval: float,
               no_native_check: bool, quiet: bool) -> None:
     """Serve SPEC over ADS; re-push when the file changes (a bad edit is reported, not pushed)."""
+    import os
+
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC core's own log lines would double our one-line errors
     from ..xds.serve import run_serve
 
     def echo(line: str) -> None:
