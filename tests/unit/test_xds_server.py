@@ -419,3 +419,34 @@ async def test_delta_reconnect_sends_only_what_differs(ads):
     await c.send(type_url=LISTENER_TYPE, initial_resource_versions=held)
     lds = await c.recv()
     assert (names(lds), list(lds.removed_resources)) == (["l2"], ["l9"])
+
+
+async def test_other_resource_types_are_served_by_name(ads):
+    """The server is type-agnostic beyond CDS/LDS ordering: e.g. ECDS (TypedExtensionConfig) resources,
+    which the live-policy work may use, are served to named subscriptions."""
+    from envoy.config.core.v3 import extension_pb2
+    from google.protobuf import struct_pb2
+
+    from evmesh.xds import Resource
+
+    ecds = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
+
+    def policy(name: str, allow: str) -> Resource:
+        cfg = extension_pb2.TypedExtensionConfig(name=name)
+        cfg.typed_config.Pack(struct_pb2.Struct(fields={"allow": struct_pb2.Value(string_value=allow)}))
+        return Resource.of(cfg, ecds)
+
+    ads.set(Snapshot({ecds: [policy("orders", "orders.>"), policy("billing", "billing.>")]}, "1"))
+    c = await ads.connect()
+    await c.send(node=NODE, type_url=ecds, resource_names=["orders"])
+    r = await c.recv()
+    assert (r.type_url, len(r.resources)) == (ecds, 1)
+    await c.ack(r, names=["orders"])
+    ads.set(Snapshot({ecds: [policy("orders", "orders.new"), policy("billing", "billing.>")]}, "2"))
+    r2 = await c.recv()
+    got = extension_pb2.TypedExtensionConfig()
+    r2.resources[0].Unpack(got)
+    assert got.name == "orders" and r2.version_info != r.version_info
+    await c.ack(r2, names=["orders"])
+    ads.set(Snapshot({ecds: [policy("orders", "orders.new"), policy("billing", "billing.x")]}, "3"))
+    await c.silent()  # a change to a resource this client did not subscribe to
