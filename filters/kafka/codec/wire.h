@@ -49,6 +49,11 @@ class Reader {
   // `base` is added to positions in errors (e.g. the header size when the
   // reader starts at the body), so errors carry frame offsets.
   explicit Reader(std::string_view buf, size_t base = 0) : buf_(buf), base_(base) {}
+  // Streaming use: `extra` more bytes of the frame follow this buffer. Lengths
+  // and counts are checked against buffer + extra; a read that runs past the
+  // buffer but not past the frame fails with need_more() set.
+  Reader(std::string_view buf, size_t base, uint64_t extra) : buf_(buf), base_(base), extra_(extra) {}
+  bool need_more() const { return need_more_; }
 
   bool ok() const { return err_.reason == nullptr; }
   const Error& error() const { return err_; }
@@ -65,14 +70,14 @@ class Reader {
 
   bool skip(size_t n, const char* what = "truncated") {
     if (!ok()) return false;
-    if (n > buf_.size() - pos_) return fail(what);
+    if (n > buf_.size() - pos_) return short_read(n, what);
     pos_ += n;
     return true;
   }
   bool view(size_t n, std::string_view* out, const char* what = "truncated") {
     *out = {};
     if (!ok()) return false;
-    if (n > buf_.size() - pos_) return fail(what);
+    if (n > buf_.size() - pos_) return short_read(n, what);
     *out = buf_.substr(pos_, n);
     pos_ += n;
     return true;
@@ -177,7 +182,9 @@ class Reader {
       return fail_at(at, n == -1 ? "null array where not nullable" : "negative array count");
     }
     if (min_elem_size == 0) min_elem_size = 1;
-    if (static_cast<uint64_t>(n) > (buf_.size() - pos_) / min_elem_size) return fail_at(at, "array count exceeds frame");
+    if (static_cast<uint64_t>(n) > (buf_.size() - pos_ + extra_) / min_elem_size) {
+      return fail_at(at, "array count exceeds frame");
+    }
     *count = static_cast<int32_t>(n);
     return true;
   }
@@ -189,7 +196,7 @@ class Reader {
     uint32_t n = 0;
     const size_t at = pos_;
     if (!uvarint(&n)) return false;
-    if (n > remaining() / 2) return fail_at(at, "tagged field count exceeds frame");
+    if (n > (remaining() + extra_) / 2) return fail_at(at, "tagged field count exceeds frame");
     for (uint32_t i = 0; i < n; ++i) {
       uint32_t tag = 0, size = 0;
       std::string_view v;
@@ -207,7 +214,7 @@ class Reader {
   bool fixed(T* v) {
     *v = 0;
     if (!ok()) return false;
-    if (sizeof(T) > buf_.size() - pos_) return fail("truncated");
+    if (sizeof(T) > buf_.size() - pos_) return short_read(sizeof(T), "truncated");
     uint64_t x = 0;
     for (size_t i = 0; i < sizeof(T); ++i) x = (x << 8) | static_cast<uint8_t>(buf_[pos_ + i]);
     pos_ += sizeof(T);
@@ -223,6 +230,7 @@ class Reader {
     for (int i = 0; i < max_bytes; ++i) {
       if (pos_ >= buf_.size()) {
         pos_ = at;
+        need_more_ = extra_ > 0;
         return fail("truncated varint");
       }
       const uint8_t b = static_cast<uint8_t>(buf_[pos_++]);
@@ -241,6 +249,12 @@ class Reader {
     return fail(overflow);
   }
 
+  // A read of n bytes past the buffer: more may come (streaming) or not.
+  bool short_read(size_t n, const char* what) {
+    if (n <= buf_.size() - pos_ + extra_) need_more_ = true;
+    return fail(what);
+  }
+
   bool sized(int64_t n, bool nullable, Str* out, const char* too_long, const char* negative) {
     const size_t at = pos_;
     if (n < 0) {
@@ -250,7 +264,8 @@ class Reader {
       }
       return fail_at(at, n == -1 ? "null where not nullable" : negative);
     }
-    if (static_cast<uint64_t>(n) > buf_.size() - pos_) return fail(too_long);
+    if (static_cast<uint64_t>(n) > buf_.size() - pos_ + extra_) return fail(too_long);
+    if (static_cast<uint64_t>(n) > buf_.size() - pos_) return short_read(static_cast<size_t>(n), too_long);
     out->v = buf_.substr(pos_, static_cast<size_t>(n));
     pos_ += static_cast<size_t>(n);
     return true;
@@ -259,6 +274,8 @@ class Reader {
   std::string_view buf_;
   size_t base_ = 0;
   size_t pos_ = 0;
+  uint64_t extra_ = 0;
+  bool need_more_ = false;
   Error err_;
 };
 

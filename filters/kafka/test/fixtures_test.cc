@@ -17,6 +17,7 @@
 #include "filters/kafka/codec/framing.h"
 #include "filters/kafka/codec/messages.h"
 #include "filters/kafka/codec/records.h"
+#include "filters/kafka/codec/stream.h"
 #include "filters/kafka/codec/topics.h"
 #include "filters/kafka/test/test_util.h"
 
@@ -102,6 +103,29 @@ void walk_batches(std::string_view blob, bool fetch, uint64_t* decoded) {
   EXPECT_TRUE(it.ok()) << it.error().describe();
 }
 
+// The streaming walker over a body in pieces of 7 bytes: complete batches
+// and their records must match the contiguous count of every partition.
+struct Counter : WalkSink {
+  uint64_t batches = 0, records = 0, bad_crc = 0;
+  void batch(const BatchHeader& h, uint64_t, uint64_t, bool, bool complete, bool crc_ok) override {
+    if (!complete) return;
+    ++batches;
+    records += static_cast<uint64_t>(h.records_count);
+    if (!crc_ok) ++bad_crc;
+  }
+};
+
+void check_walker(RecordsBodyWalker::Kind kind, int16_t v, std::string_view body, uint64_t want_batches,
+                  uint64_t want_records) {
+  RecordsBodyWalker w(kind, v, body.size(), 0, true);
+  Counter c;
+  for (size_t pos = 0; pos < body.size(); pos += 7) ASSERT_TRUE(w.feed(body.substr(pos, 7), c)) << w.error().describe();
+  EXPECT_TRUE(w.done());
+  EXPECT_EQ(c.batches, want_batches);
+  EXPECT_EQ(c.records, want_records);
+  EXPECT_EQ(c.bad_crc, 0u);
+}
+
 void replay(const std::string& conn, Totals* tot) {
   SCOPED_TRACE(conn);
   const std::string c2s = testing::read_file(kDir + "/raw/" + conn + ".c2s");
@@ -139,6 +163,16 @@ void replay(const std::string& conn, Totals* tot) {
       expect_response = p.acks != 0;
       if (p.acks == 0) tot->acks0++;
       ASSERT_EQ(topics.topics.size(), p.topics.size());
+      uint64_t all_batches = 0, all_records = 0;
+      for (const auto& t : p.topics) {
+        for (const auto& part : t.partitions) {
+          RecordCounts c;
+          ASSERT_TRUE(count_records(part.records.v, false, &c, &err));
+          all_batches += c.batches;
+          all_records += c.records;
+        }
+      }
+      check_walker(RecordsBodyWalker::Kind::kProduceRequest, h.api_version, body, all_batches, all_records);
       for (size_t i = 0; i < p.topics.size(); ++i) {
         const std::string name(p.topics[i].name.v);
         EXPECT_EQ(topics.topics[i].name.v, name);
@@ -220,6 +254,16 @@ void replay(const std::string& conn, Totals* tot) {
         FetchResponse fr;
         ASSERT_TRUE(decode_fetch_response(body, v, &fr, &err, 4 + rh.size)) << err.describe();
         EXPECT_EQ(fr.consumed, body.size());
+        uint64_t all_batches = 0, all_records = 0;
+        for (const auto& t : fr.topics) {
+          for (const auto& p : t.partitions) {
+            RecordCounts c;
+            ASSERT_TRUE(count_records(p.records.v, true, &c, &err));
+            all_batches += c.batches;
+            all_records += c.records;
+          }
+        }
+        check_walker(RecordsBodyWalker::Kind::kFetchResponse, v, body, all_batches, all_records);
         for (const auto& t : fr.topics) {
           for (const auto& p : t.partitions) {
             RecordCounts c;
