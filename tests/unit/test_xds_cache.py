@@ -156,3 +156,15 @@ def test_xds_serve_start_up_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert lines[-1].startswith(f"error: cannot serve on 127.0.0.1:{port}: Failed to bind"), lines
     assert len([x for x in lines if "error" in x.lower()]) == 1, lines
+
+
+ADS_GOLDEN = REPO / "envoy_configs" / "nats-example.ads.envoy.yaml"
+
+
+def test_render_xds_golden():
+    """Regenerate after an intended change with: EVMESH_UPDATE_GOLDEN=1 pytest tests/unit/test_xds_cache.py"""
+    r = CliRunner().invoke(cli, ["render", str(EXAMPLE), "--xds", "127.0.0.1:18000"])
+    assert r.exit_code == 0, r.output
+    if os.environ.get("EVMESH_UPDATE_GOLDEN"):
+        ADS_GOLDEN.write_text(r.output)
+    assert r.output == ADS_GOLDEN.read_text()
