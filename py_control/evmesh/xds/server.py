@@ -120,7 +120,10 @@ class _Stream:
         self._emit("connected")
 
     def _on_snapshot(self, snapshot: Snapshot | None) -> None:  # any thread
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, ("snapshot", snapshot))
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, ("snapshot", snapshot))
+        except RuntimeError:  # the server's loop is closed: the stream is gone
+            pass
 
     async def _read(self, requests: AsyncIterator) -> None:
         try:
