@@ -115,6 +115,10 @@ int envoy_dynamic_module_callback_network_filter_record_histogram_value(evm_filt
 // Backpressure: hand a held read buffer on to the filters after this one
 // (Envoy's ReadFilterCallbacks::continueReading).
 void envoy_dynamic_module_callback_network_filter_continue_reading(evm_filter_envoy_ptr f);
+// The connection's buffer limit (per_connection_buffer_limit_bytes); 0 = none.
+// The read buffer's high watermark is this limit: a filter that holds more
+// than it with StopIteration stalls the connection.
+uint32_t envoy_dynamic_module_callback_network_filter_get_buffer_limit(evm_filter_envoy_ptr f);
 
 // A scheduler posts events to the connection's worker thread, where Envoy
 // calls envoy_dynamic_module_on_network_filter_scheduled(f, filter_module,
@@ -154,6 +158,7 @@ void envoy_dynamic_module_callback_network_filter_scheduler_delete(evm_scheduler
   X(network_filter_decrement_gauge)                    \
   X(network_filter_record_histogram_value)            \
   X(network_filter_continue_reading)                   \
+  X(network_filter_get_buffer_limit)                   \
   X(network_filter_scheduler_new)                      \
   X(network_filter_scheduler_commit)                   \
   X(network_filter_scheduler_delete)

@@ -58,6 +58,8 @@ class Parser {
   uint64_t offset() const { return offset_; }
   bool at_frame_boundary() const { return state_ == State::kLine && scratch_.empty(); }
   bool in_control_line() const { return state_ == State::kLine && !scratch_.empty(); }
+  // The bytes of the control line being assembled (valid when in_control_line()).
+  std::string_view partial_line() const { return scratch_; }
   // Stream offset of the control line being assembled (valid when in_control_line()).
   uint64_t line_start() const { return line_start_; }
   // Bytes of payload (and its CRLF) still to come for the current frame.

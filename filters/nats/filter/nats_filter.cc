@@ -21,6 +21,7 @@ std::unique_ptr<FilterConfig> make_nats_config(evm_config_envoy_ptr config_envoy
   m.c2s_protocol_errors = b.counter("c2s.protocol_errors");
   m.s2c_protocol_errors = b.counter("s2c.protocol_errors");
   m.payload_too_large = b.counter("payload_too_large");
+  m.c2s_carried = b.counter("c2s.carried_lines");
   m.server_errors = b.counter("server_errors");
   for (size_t i = 0; i < cfg->groups.size(); ++i) {
     const std::string g = "subject." + cfg->groups.name(i) + ".";
@@ -64,7 +65,7 @@ void NatsFilter::on_event(int event) {
       gauge_closed_ = true;
       gauge_add(conn_.raw(), config_.table(), config_.m().connections_active, -1);
     }
-    deltas_.flush(conn_.raw());
+    flush_counters();
   }
 }
 
@@ -76,6 +77,13 @@ int NatsFilter::on_new_connection() {
 
 int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
   if (closed_) return EVM_NET_STOP_ITERATION;
+  if (!carry_.empty()) {
+    // The undecided control line drained at the end of the previous read goes
+    // back in front of the new bytes; the parser has already seen it.
+    conn_.prepend_read(carry_);
+    held_ = carry_.size();
+    carry_.clear();
+  }
   conn_.read_chunks(chunks_.views());
   const size_t total = chunks_.total();
   const uint64_t fed_start = c2s_.offset();
@@ -87,6 +95,7 @@ int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
   const bool ok = chunks_.for_each_from(held_, [this](std::string_view piece) {
     return c2s_.feed(piece, [this](const Frame& f) { on_client_frame(f); }) && !payload_violation_;
   });
+  deltas_.add(config_.m().c2s_bytes, c2s_.offset() - fed_start);
   if (!ok && c2s_.failed()) {
     protocol_error(true, c2s_);
     return EVM_NET_STOP_ITERATION;
@@ -99,21 +108,32 @@ int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
     flush_pending_to_client();
     closed_ = true;
     conn_.close(EVM_CLOSE_FLUSH_WRITE);
-    deltas_.flush(conn_.raw());
+    flush_counters();
     return EVM_NET_STOP_ITERATION;
   }
 
   size_t kept_total = total;
+  bool rebuilt = false;
   if (!drops_.empty()) {
     const uint64_t end = base + total;
     std::vector<codec::Range> pos;
     for (const auto& d : drops_) {
-      const uint64_t s = d.begin > base ? d.begin : base;
+      if (d.begin < base) {
+        // Part of this frame was already forwarded: dropping the rest would
+        // corrupt the upstream stream. The hold logic rules this out.
+        log(EVM_LOG_ERROR, "evmesh nats[" + config_.cfg().stat_prefix + "] connection " +
+                               std::to_string(conn_.id()) + ": internal error: frame to drop was partly forwarded; closing");
+        closed_ = true;
+        conn_.close(EVM_CLOSE_NO_FLUSH);
+        flush_counters();
+        return EVM_NET_STOP_ITERATION;
+      }
       const uint64_t e = d.end < end ? d.end : end;
-      if (s < e) pos.push_back({static_cast<size_t>(s - base), static_cast<size_t>(e - base)});
+      if (d.begin < e) pos.push_back({static_cast<size_t>(d.begin - base), static_cast<size_t>(e - base)});
       if (d.end > end && d.end > drop_until_) drop_until_ = d.end;
     }
     if (!pos.empty()) {
+      rebuilt = true;
       if (pos.size() == 1 && pos[0].begin == 0) {
         conn_.drain_read(pos[0].end);  // the tail of an earlier dropped frame: cheap front drain
         kept_total = total - pos[0].end;
@@ -127,22 +147,82 @@ int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
   }
 
   int status = EVM_NET_CONTINUE;
-  if (c2s_.in_control_line() && !end_stream) {
-    held_ = kept_total;  // everything left was parsed; wait for the line end
-    status = EVM_NET_STOP_ITERATION;
-  } else {
-    held_ = 0;
+  held_ = 0;
+  if (c2s_.in_control_line() && !end_stream && partial_may_be_dropped(c2s_.partial_line())) {
+    // The last control line is incomplete and may yet be denied: it must not
+    // reach the broker before its verdict. Small buffers are held in place
+    // (zero copy); past the threshold the complete prefix is forwarded and
+    // only the line is carried, so the read buffer never reaches its high
+    // watermark (which would stop reads for good).
+    const size_t line = c2s_.partial_line().size();
+    if (kept_total <= hold_threshold() || line >= kept_total) {
+      if (line >= kept_total) {
+        carry_.assign(c2s_.partial_line());
+        conn_.drain_read(kept_total);
+      } else {
+        held_ = kept_total;
+      }
+      status = EVM_NET_STOP_ITERATION;
+    } else {
+      if (rebuilt) conn_.read_chunks(chunks_.views());
+      std::string prefix;
+      prefix.reserve(kept_total - line);
+      chunks_.copy_range(0, kept_total - line, &prefix);
+      carry_.assign(c2s_.partial_line());
+      conn_.drain_read(kept_total);
+      conn_.append_read(prefix);
+      deltas_.add(config_.m().c2s_carried);
+    }
   }
   flush_pending_to_client();
-  deltas_.flush(conn_.raw());
+  flush_counters();
   return status;
+}
+
+bool NatsFilter::partial_may_be_dropped(std::string_view line) const {
+  const Acl& acl = config_.cfg().acl;
+  const bool pub = acl.restricts_publish(), sub = acl.restricts_subscribe();
+  if (!pub && !sub) return false;
+  size_t i = 0;
+  while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+  const std::string_view op = line.substr(0, i);
+  const auto is = [&](std::string_view name) {  // case-insensitive; a prefix while the op is incomplete
+    if (op.size() > name.size() || (i == line.size() ? false : op.size() != name.size())) return false;
+    for (size_t k = 0; k < op.size(); ++k) {
+      if ((op[k] | 0x20) != name[k]) return false;
+    }
+    return true;
+  };
+  const bool is_pub = pub && (is("pub") || is("hpub"));
+  const bool is_sub = sub && is("sub");
+  if (!is_pub && !is_sub) return false;
+  if (i == line.size()) return true;  // the op itself is incomplete
+  while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+  size_t j = i;
+  while (j < line.size() && line[j] != ' ' && line[j] != '\t' && line[j] != '\r') ++j;
+  if (j == line.size()) return true;  // the subject may still grow
+  const std::string_view subject = line.substr(i, j - i);
+  return is_pub ? !acl.allow_publish(subject) : !acl.allow_subscribe(subject);
+}
+
+size_t NatsFilter::hold_threshold() const {
+  constexpr size_t kMaxHold = 16 * 1024;
+  const uint32_t limit = conn_.buffer_limit();
+  return (limit != 0 && limit / 2 < kMaxHold) ? limit / 2 : kMaxHold;
+}
+
+void NatsFilter::flush_counters() {
+  const NatsMetrics& m = config_.m();
+  if (c2s_frames_) deltas_.add(m.c2s_frames, c2s_frames_);
+  if (s2c_frames_) deltas_.add(m.s2c_frames, s2c_frames_);
+  c2s_frames_ = s2c_frames_ = 0;
+  deltas_.flush(conn_.raw());
 }
 
 void NatsFilter::on_client_frame(const Frame& f) {
   if (payload_violation_) return;
   const NatsMetrics& m = config_.m();
-  deltas_.add(m.c2s_frames);
-  deltas_.add(m.c2s_bytes, f.frame_len());
+  ++c2s_frames_;
   switch (f.op) {
     case Op::kPub:
     case Op::kHpub: {
@@ -213,7 +293,7 @@ void NatsFilter::protocol_error(bool c2s, const Parser& p) {
   } else {
     conn_.close(EVM_CLOSE_NO_FLUSH);
   }
-  deltas_.flush(conn_.raw());
+  flush_counters();
 }
 
 int NatsFilter::on_write(size_t /*length*/, bool /*end_stream*/) {
@@ -226,6 +306,7 @@ int NatsFilter::on_write(size_t /*length*/, bool /*end_stream*/) {
   const bool ok = chunks_.for_each_from(0, [this, base](std::string_view piece) {
     return s2c_.feed(piece, [this, base](const Frame& f) { on_server_frame(f, base); });
   });
+  deltas_.add(config_.m().s2c_bytes, s2c_.offset() - base);
   if (!ok && s2c_.failed()) {
     protocol_error(false, s2c_);
     return EVM_NET_STOP_ITERATION;
@@ -243,18 +324,21 @@ int NatsFilter::on_write(size_t /*length*/, bool /*end_stream*/) {
     conn_.append_write(pending_);  // after the server's bytes, at a frame boundary
     pending_.clear();
   }
-  deltas_.flush(conn_.raw());
+  flush_counters();
   return EVM_NET_CONTINUE;
 }
 
 void NatsFilter::on_server_frame(const Frame& f, uint64_t base) {
   const NatsMetrics& m = config_.m();
-  deltas_.add(m.s2c_frames);
-  deltas_.add(m.s2c_bytes, f.frame_len());
+  ++s2c_frames_;
   switch (f.op) {
     case Op::kMsg:
     case Op::kHmsg: {
-      const NatsMetrics::Group& g = m.groups[config_.cfg().groups.classify(f.subject)];
+      if (f.subject != last_msg_subject_) {
+        last_msg_subject_.assign(f.subject.data(), f.subject.size());
+        last_msg_group_ = config_.cfg().groups.classify(f.subject);
+      }
+      const NatsMetrics::Group& g = m.groups[last_msg_group_];
       deltas_.add(g.delivered_msgs);
       deltas_.add(g.delivered_bytes, f.payload_len);
       break;

@@ -27,7 +27,7 @@ namespace evmesh::nats {
 
 struct NatsMetrics {
   MetricIndex connections_total, c2s_frames, c2s_bytes, s2c_frames, s2c_bytes, c2s_protocol_errors,
-      s2c_protocol_errors, payload_too_large, server_errors;
+      s2c_protocol_errors, payload_too_large, server_errors, c2s_carried;
   MetricIndex connections_active;  // gauge
   struct Group {
     MetricIndex published_msgs, published_bytes, delivered_msgs, delivered_bytes, publish_denied, subscribe_denied;
@@ -70,6 +70,9 @@ class NatsFilter : public NetworkFilter {
   void on_info(const Frame& f, uint64_t write_base);
   void deny(const Frame& f, std::string reply_text);
   void flush_pending_to_client();
+  void flush_counters();
+  bool partial_may_be_dropped(std::string_view line) const;
+  size_t hold_threshold() const;
   void protocol_error(bool c2s, const Parser& p);
 
   const NatsFilterConfig& config_;
@@ -79,7 +82,9 @@ class NatsFilter : public NetworkFilter {
   Parser s2c_;
   codec::ChunkList chunks_;
 
-  size_t held_ = 0;              // read-buffer bytes already parsed and held back by StopIteration
+  size_t held_ = 0;              // read-buffer bytes at the front already parsed (held or carried)
+  std::string carry_;            // an undecided control line taken out of the read buffer
+  uint64_t c2s_frames_ = 0, s2c_frames_ = 0;
   uint64_t drop_until_ = 0;      // c2s stream offset up to which a dropped frame continues
   std::vector<codec::Range> drops_;  // c2s stream ranges dropped during this on_read
   bool payload_violation_ = false;
@@ -96,6 +101,8 @@ class NatsFilter : public NetworkFilter {
   std::string last_subject_;
   bool last_allowed_ = true;
   size_t last_group_ = 0;
+  std::string last_msg_subject_;
+  size_t last_msg_group_ = 0;
 };
 
 }  // namespace evmesh::nats

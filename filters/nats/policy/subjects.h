@@ -49,6 +49,7 @@ class Acl {
   bool allow_publish(std::string_view subject) const;
   bool allow_subscribe(std::string_view subject) const;
   bool restricts_publish() const { return pub_.has_allow || !pub_.deny.empty(); }
+  bool restricts_subscribe() const { return sub_.has_allow || !sub_.deny.empty(); }
 
  private:
   SubjectRules pub_;
