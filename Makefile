@@ -61,6 +61,7 @@ fuzz:
 	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
 	  filters/kafka/test/fuzz_codec.cc filters/kafka/codec/api_keys.cc filters/kafka/codec/framing.cc \
 	  filters/kafka/codec/messages.cc filters/kafka/codec/topics.cc filters/kafka/codec/records.cc \
+	  filters/kafka/codec/stream.cc \
 	  -lz -lsnappy -llz4 -lzstd -o build/fuzz/kafka_codec
 	build/fuzz/kafka_codec -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 	  build/fuzz/corpus_kafka filters/kafka/test/corpus/kafka_codec || true

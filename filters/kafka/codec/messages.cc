@@ -530,6 +530,137 @@ bool patch_throttle_time(std::string* body, size_t offset, int32_t throttle_ms) 
   return true;
 }
 
+// ---- array splicing ------------------------------------------------------------
+
+namespace {
+
+// Reads an array count, recording its position, for ArraySpan.
+bool span_count(Reader& r, bool flex, size_t min_elem, ArraySpan* a, int32_t* n) {
+  a->count_offset = r.pos();
+  a->compact = flex;
+  const bool ok = r.array(flex, false, min_elem, n);
+  a->count_size = r.pos() - a->count_offset;
+  return ok;
+}
+
+}  // namespace
+
+std::string splice_array(std::string_view body, const ArraySpan& a, const std::vector<bool>& keep,
+                         std::string_view append, int32_t appended) {
+  std::string out;
+  out.reserve(body.size() + append.size());
+  Writer w(&out);
+  w.raw(body.substr(0, a.count_offset));
+  int32_t n = appended;
+  for (size_t i = 0; i < a.elements.size(); ++i) n += (i >= keep.size() || keep[i]) ? 1 : 0;
+  w.array(a.compact, n);
+  for (size_t i = 0; i < a.elements.size(); ++i) {
+    if (i < keep.size() && !keep[i]) continue;
+    w.raw(body.substr(a.elements[i].first, a.elements[i].second - a.elements[i].first));
+  }
+  w.raw(append);
+  w.raw(body.substr(a.end));
+  return out;
+}
+
+// ---- Fetch request -------------------------------------------------------------
+
+bool decode_fetch_request(std::string_view body, int16_t version, FetchRequest* out, Error* err, size_t base) {
+  *out = FetchRequest{};
+  const bool flex = version >= 12;
+  Reader r(body, base);
+  int32_t replica = 0;
+  if (version <= 14) r.i32(&replica);
+  r.i32(&out->max_wait_ms);
+  r.i32(&out->min_bytes);
+  if (version >= 3) r.i32(&out->max_bytes);
+  if (version >= 4) r.i8(&out->isolation_level);
+  if (version >= 7) {
+    out->session_offset = r.pos();
+    r.i32(&out->session_id);
+    r.i32(&out->session_epoch);
+  }
+  int32_t nt = 0;
+  span_count(r, flex, 2, &out->topics_span, &nt);
+  for (int32_t i = 0; i < nt && r.ok(); ++i) {
+    const size_t begin = r.pos();
+    FetchRequestTopic t;
+    if (version >= 13) {
+      r.uuid(&t.topic_id);
+    } else {
+      r.string(flex, false, &t.name);
+    }
+    int32_t np = 0;
+    r.array(flex, false, 16, &np);
+    for (int32_t j = 0; j < np && r.ok(); ++j) {
+      FetchRequestPartition p;
+      int32_t skip32 = 0;
+      int64_t skip64 = 0;
+      r.i32(&p.partition);
+      if (version >= 9) r.i32(&skip32);  // current leader epoch
+      r.i64(&p.fetch_offset);
+      if (version >= 12) r.i32(&skip32);  // last fetched epoch
+      if (version >= 5) r.i64(&skip64);   // log start offset
+      r.i32(&p.partition_max_bytes);
+      if (flex) r.tagged_fields();
+      t.partitions.push_back(p);
+    }
+    if (flex) r.tagged_fields();
+    out->topics_span.elements.emplace_back(begin, r.pos());
+    out->topics.push_back(std::move(t));
+  }
+  out->topics_span.end = r.pos();
+  if (version >= 7) {
+    int32_t nf = 0;
+    r.array(flex, false, 2, &nf);
+    for (int32_t i = 0; i < nf && r.ok(); ++i) {
+      TopicRef t;
+      if (version >= 13) {
+        r.uuid(&t.id);
+      } else {
+        r.string(flex, false, &t.name);
+      }
+      int32_t np = 0;
+      if (r.array(flex, false, 4, &np) && np > 0) r.skip(static_cast<size_t>(np) * 4);
+      if (flex) r.tagged_fields();
+      out->forgotten.push_back(t);
+    }
+  }
+  if (version >= 11) {
+    Str rack;
+    r.string(flex, false, &rack);
+  }
+  if (flex) r.tagged_fields();
+  return finish(r, &out->consumed, err);
+}
+
+std::string fetch_error_topics(const std::vector<FetchRequestTopic>& topics, int16_t version, int16_t error_code) {
+  const bool flex = version >= 12;
+  std::string out;
+  Writer w(&out);
+  for (const FetchRequestTopic& t : topics) {
+    if (version >= 13) {
+      w.uuid(t.topic_id);
+    } else {
+      w.string(flex, t.name);
+    }
+    w.array(flex, static_cast<int32_t>(t.partitions.size()));
+    for (const FetchRequestPartition& p : t.partitions) {
+      w.i32(p.partition);
+      w.i16(error_code);
+      w.i64(-1);                       // high watermark
+      if (version >= 4) w.i64(-1);     // last stable offset
+      if (version >= 5) w.i64(-1);     // log start offset
+      if (version >= 4) w.array(flex, -1);  // aborted transactions: null
+      if (version >= 11) w.i32(-1);    // preferred read replica
+      w.bytes(flex, Str::of(""));      // no records
+      if (flex) w.no_tagged_fields();
+    }
+    if (flex) w.no_tagged_fields();
+  }
+  return out;
+}
+
 // ---- Fetch response ----------------------------------------------------------
 
 bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse* out, Error* err, size_t base) {
@@ -545,8 +676,9 @@ bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse
     r.i32(&out->session_id);
   }
   int32_t nt = 0;
-  r.array(flex, false, 2, &nt);
+  span_count(r, flex, 2, &out->topics_span, &nt);
   for (int32_t i = 0; i < nt && r.ok(); ++i) {
+    const size_t begin = r.pos();
     FetchTopic t;
     if (version >= 13) {
       r.uuid(&t.topic_id);
@@ -580,8 +712,10 @@ bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse
       t.partitions.push_back(p);
     }
     if (flex) r.tagged_fields();
+    out->topics_span.elements.emplace_back(begin, r.pos());
     out->topics.push_back(std::move(t));
   }
+  out->topics_span.end = r.pos();
   if (flex) r.tagged_fields();
   return finish(r, &out->consumed, err);
 }
@@ -591,7 +725,7 @@ int16_t max_decodable_version(int16_t api_key, bool response) {
     case api::kProduce:
       return 13;
     case api::kFetch:
-      return response ? 17 : -1;
+      return 17;
     case api::kMetadata:
       return response ? 13 : -1;
     case api::kFindCoordinator:

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filters/kafka/codec/topics.h"
 #include "filters/kafka/codec/wire.h"
 
 namespace evmesh::kafka {
@@ -195,6 +196,48 @@ std::string encode_produce_response(const ProduceResponse& r, int16_t version);
 // only; merge with the broker's response by appending its topics.
 ProduceResponse produce_error_response(const ProduceRequest& req, int16_t error_code);
 
+// ---- array splicing (drop elements, add elements, keep the rest byte for byte) ---
+
+// Where an array sits in a body: its count prefix and each element's bytes.
+struct ArraySpan {
+  size_t count_offset = 0;
+  size_t count_size = 0;
+  bool compact = false;
+  std::vector<std::pair<size_t, size_t>> elements;  // [begin, end) per element
+  size_t end = 0;                                   // first byte after the array
+};
+// The body with the array's elements filtered by keep[i] and `append`
+// (already encoded elements) added at the end; everything else unchanged.
+std::string splice_array(std::string_view body, const ArraySpan& a, const std::vector<bool>& keep,
+                         std::string_view append = {}, int32_t appended = 0);
+
+// ---- Fetch request (v0-17) ---------------------------------------------------
+
+struct FetchRequestPartition {
+  int32_t partition = 0;
+  int64_t fetch_offset = 0;
+  int32_t partition_max_bytes = 0;
+};
+struct FetchRequestTopic {
+  Str name;       // v0-12
+  Uuid topic_id;  // v13+
+  std::vector<FetchRequestPartition> partitions;
+};
+struct FetchRequest {
+  size_t consumed = 0;
+  int32_t max_wait_ms = 0;
+  int32_t min_bytes = 0;
+  int32_t max_bytes = 0;
+  int8_t isolation_level = 0;
+  int32_t session_id = 0;
+  int32_t session_epoch = -1;
+  size_t session_offset = 0;  // v7+: of session_id (session_epoch follows): patch to 0/-1 for a sessionless fetch
+  std::vector<FetchRequestTopic> topics;
+  ArraySpan topics_span;                 // to drop denied topics with splice_array()
+  std::vector<TopicRef> forgotten;       // v7+
+};
+bool decode_fetch_request(std::string_view body, int16_t version, FetchRequest* out, Error* err, size_t base = 0);
+
 // ---- Fetch response (v0-17) --------------------------------------------------
 
 struct FetchPartition {
@@ -210,6 +253,7 @@ struct FetchTopic {
 };
 struct FetchResponse {
   size_t consumed = 0;  // body bytes decoded (trailing bytes are ignored, as Kafka does)
+  ArraySpan topics_span;  // to add topics answered locally (see fetch_error_topics)
   int32_t throttle_time_ms = 0;
   size_t throttle_time_offset = 0;  // v1+: of throttle_time_ms in the body (patch in place)
   int16_t error_code = 0;
@@ -217,6 +261,9 @@ struct FetchResponse {
   std::vector<FetchTopic> topics;
 };
 bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse* out, Error* err, size_t base = 0);
+// Encoded Fetch response topic elements that answer every partition of
+// `topics` with error_code (e.g. 29): splice them in with splice_array().
+std::string fetch_error_topics(const std::vector<FetchRequestTopic>& topics, int16_t version, int16_t error_code);
 
 // Sets throttle_time_ms at `offset` of a body in place (quota enforcement).
 bool patch_throttle_time(std::string* body, size_t offset, int32_t throttle_ms);

@@ -156,6 +156,13 @@ void replay(const std::string& conn, Totals* tot) {
     const TopicsStatus ts = topics_of_request(h.api_key, h.api_version, body, &topics, &err, 4 + h.size);
     EXPECT_NE(ts, TopicsStatus::kError) << api_name(h.api_key) << " v" << h.api_version << " " << err.describe();
     bool expect_response = true;
+    if (h.api_key == api::kFetch) {
+      FetchRequest fr;
+      ASSERT_TRUE(decode_fetch_request(body, h.api_version, &fr, &err, 4 + h.size)) << err.describe();
+      EXPECT_EQ(fr.consumed, body.size());
+      EXPECT_EQ(fr.topics.size(), topics.topics.size());
+      EXPECT_EQ(splice_array(body, fr.topics_span, std::vector<bool>(fr.topics.size(), true)), body);
+    }
     if (h.api_key == api::kProduce) {
       ProduceRequest p;
       ASSERT_TRUE(decode_produce_request(body, h.api_version, &p, &err, 4 + h.size)) << err.describe();

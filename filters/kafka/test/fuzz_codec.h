@@ -5,6 +5,8 @@
 //   mode 1: a response body; the second byte picks the api, the third its
 //           version (decode, re-encode byte for byte, rewrite, decode again);
 //   mode 2: a records blob (batches, CRC, decompression with a cap, records);
+//   mode 3: a Produce request or Fetch response body for the streaming
+//           walker (second byte: kind and version), whole against pieces;
 // and the top bits pick the piece size. Checks invariants and aborts when
 // one breaks: pieces and whole agree, frames tile the stream, errors lie
 // within the input, re-encodings are exact.
@@ -20,6 +22,7 @@
 #include "filters/kafka/codec/framing.h"
 #include "filters/kafka/codec/messages.h"
 #include "filters/kafka/codec/records.h"
+#include "filters/kafka/codec/stream.h"
 #include "filters/kafka/codec/topics.h"
 
 namespace evmesh::kafka::fuzz {
@@ -151,8 +154,28 @@ inline void fuzz_response(uint8_t api_pick, uint8_t version_pick, std::string_vi
       return;
     }
     case api::kFetch: {
+      FetchRequest q;
+      if (decode_fetch_request(body, v, &q, &err)) {
+        // Dropping every other topic still decodes, to the kept ones.
+        std::vector<bool> keep;
+        size_t kept = 0;
+        for (size_t i = 0; i < q.topics.size(); ++i) {
+          keep.push_back(i % 2 == 0);
+          kept += i % 2 == 0;
+        }
+        FetchRequest q2;
+        check(decode_fetch_request(splice_array(body, q.topics_span, keep), v, &q2, &err));
+        check(q2.topics.size() == kept);
+      }
       FetchResponse f;
       if (decode_fetch_response(body, v, &f, &err)) {
+        std::vector<FetchRequestTopic> denied(1);
+        denied[0].name = Str::of("denied");
+        denied[0].partitions.resize(2);
+        FetchResponse f2;
+        check(decode_fetch_response(splice_array(body, f.topics_span, {}, fetch_error_topics(denied, v, 29), 1), v,
+                                    &f2, &err));
+        check(f2.topics.size() == f.topics.size() + 1);
         for (const auto& t : f.topics) {
           for (const auto& p : t.partitions) {
             RecordCounts c;
@@ -252,12 +275,68 @@ inline void fuzz_response(uint8_t api_pick, uint8_t version_pick, std::string_vi
   check(consumed <= body.size());
 }
 
+struct WalkTrace : WalkSink {
+  std::vector<std::string> ev;
+  uint64_t partitions = 0;
+  void topic(const TopicRef& t, uint64_t offset) override { ev.push_back("t" + std::to_string(offset)); }
+  void partition(int32_t index, int64_t size, uint64_t offset) override {
+    ++partitions;
+    ev.push_back("p" + std::to_string(index) + ":" + std::to_string(size) + "@" + std::to_string(offset));
+  }
+  void batch(const BatchHeader& h, uint64_t offset, uint64_t size, bool header, bool complete, bool crc) override {
+    ev.push_back("b" + std::to_string(offset) + "+" + std::to_string(size) + (header ? "h" : "") +
+                 (complete ? "c" : "") + (crc ? "k" : ""));
+  }
+  void topic_end(uint64_t end) override { ev.push_back("e" + std::to_string(end)); }
+};
+
+inline WalkTrace run_walker(RecordsBodyWalker::Kind kind, int16_t v, std::string_view body, size_t step, bool* ok,
+                            bool* done, std::string* err) {
+  RecordsBodyWalker w(kind, v, body.size(), 0, true);
+  WalkTrace t;
+  *ok = true;
+  for (size_t pos = 0; pos < body.size() && *ok; pos += step) *ok = w.feed(body.substr(pos, step), t);
+  *done = w.done();
+  *err = w.error().reason ? w.error().describe() : "";
+  if (!*ok) check(w.error().offset <= body.size());
+  return t;
+}
+
+inline void fuzz_walker(uint8_t pick, std::string_view body, size_t step) {
+  const auto kind = (pick & 1) ? RecordsBodyWalker::Kind::kFetchResponse : RecordsBodyWalker::Kind::kProduceRequest;
+  const int16_t v = static_cast<int16_t>((pick >> 1) % 18);
+  bool ok1, done1, ok2, done2;
+  std::string e1, e2;
+  const WalkTrace whole = run_walker(kind, v, body, body.empty() ? 1 : body.size(), &ok1, &done1, &e1);
+  const WalkTrace split = run_walker(kind, v, body, step, &ok2, &done2, &e2);
+  check(ok1 == ok2 && done1 == done2 && e1 == e2);
+  check(whole.ev == split.ev);
+  // A body the walker completed decodes contiguously to the same partitions.
+  if (ok1 && done1) {
+    Error err;
+    uint64_t parts = 0;
+    if (kind == RecordsBodyWalker::Kind::kProduceRequest) {
+      ProduceRequest p;
+      check(decode_produce_request(body, v, &p, &err));
+      for (const auto& t : p.topics) parts += t.partitions.size();
+    } else {
+      FetchResponse f;
+      check(decode_fetch_response(body, v, &f, &err));
+      for (const auto& t : f.topics) parts += t.partitions.size();
+    }
+    check(parts == whole.partitions);
+  }
+}
+
 inline void fuzz_one(const uint8_t* bytes, size_t size) {
   if (size == 0) return;
   const uint8_t mode = bytes[0] & 3;
   const size_t step = 1 + (bytes[0] >> 2) % 23;
   std::string_view data(reinterpret_cast<const char*>(bytes + 1), size - 1);
-  if (mode == 0 || mode == 3) {
+  if (mode == 3) {
+    if (data.empty()) return;
+    fuzz_walker(static_cast<uint8_t>(data[0]), data.substr(1), step);
+  } else if (mode == 0) {
     const StreamTrace whole = run_stream(data, data.empty() ? 1 : data.size());
     const StreamTrace split = run_stream(data, step);
     check(whole.ok == split.ok);

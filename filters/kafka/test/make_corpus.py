@@ -78,6 +78,7 @@ def main():
         key, ver, body = request_body(req.read_bytes())
         if key == 0:
             seeds[f"seed_produce_{stem}"] = bytes([1, PICK[0], ver]) + body
+            seeds[f"seed_walk_{stem}"] = bytes([3 | (len(seeds) % 23) << 2, ver * 2]) + body
             for j, blob in enumerate(produce_blobs(body)):
                 seeds[f"seed_records_{stem}_{j}"] = bytes([2]) + blob
                 bad = bytearray(blob)
@@ -90,6 +91,8 @@ def main():
             hv1 = key != 18 and ver >= FLEX_FROM[key]
             i = skip_tags(r, 8) if hv1 else 8
             seeds[f"seed_response_{stem}"] = bytes([1, PICK[key], ver]) + r[i:]
+            if key == 1:
+                seeds[f"seed_walk_{stem}"] = bytes([3 | (len(seeds) % 23) << 2, ver * 2 + 1]) + r[i:]
     # Malformed streams.
     seeds["seed_bad_negative_size"] = b"\x00" + b"\xff\xff\xff\xfe" + b"x" * 8
     seeds["seed_bad_huge_size"] = b"\x04" + b"\x7f\xff\xff\xff" + b"x" * 8

@@ -561,10 +561,108 @@ TEST(KafkaFetchResponse, EveryVersion) {
   }
 }
 
+std::string fetch_request_body(int16_t v) {
+  const bool flex = v >= 12;
+  std::string b;
+  Writer w(&b);
+  if (v <= 14) w.i32(-1);
+  w.i32(500);
+  w.i32(1);
+  if (v >= 3) w.i32(52428800);
+  if (v >= 4) w.i8(1);
+  if (v >= 7) {
+    w.i32(77);
+    w.i32(3);
+  }
+  w.array(flex, 2);
+  for (int t = 0; t < 2; ++t) {
+    if (v >= 13) {
+      w.uuid(uuid_of(static_cast<uint8_t>(t * 16)));
+    } else {
+      w.string(flex, Str::of(t == 0 ? "secret" : "orders"));
+    }
+    w.array(flex, 2);
+    for (int p = 0; p < 2; ++p) {
+      w.i32(p);
+      if (v >= 9) w.i32(5);
+      w.i64(100 * (p + 1));
+      if (v >= 12) w.i32(5);
+      if (v >= 5) w.i64(0);
+      w.i32(1048576);
+      tags(w, flex, v >= 17 && p == 1);  // replica directory id
+    }
+    tags(w, flex);
+  }
+  if (v >= 7) {
+    w.array(flex, 1);
+    if (v >= 13) {
+      w.uuid(uuid_of(99));
+    } else {
+      w.string(flex, Str::of("old"));
+    }
+    i32s(w, flex, {0, 1});
+    tags(w, flex);
+  }
+  if (v >= 11) w.string(flex, Str::of("rack-a"));
+  tags(w, flex, v >= 12);  // cluster id
+  return b;
+}
+
+TEST(KafkaFetchRequest, EveryVersionAndDroppingADeniedTopic) {
+  for (int16_t v = 0; v <= 17; ++v) {
+    SCOPED_TRACE("v" + std::to_string(v));
+    const std::string body = fetch_request_body(v);
+    check_body_decoder(body, [v](std::string_view in, size_t* c, Error* e) {
+      FetchRequest f;
+      const bool ok = decode_fetch_request(in, v, &f, e);
+      *c = f.consumed;
+      return ok;
+    }, "fetch request");
+    FetchRequest f;
+    Error err;
+    ASSERT_TRUE(decode_fetch_request(body, v, &f, &err));
+    ASSERT_EQ(f.topics.size(), 2u);
+    EXPECT_EQ(f.topics[0].partitions[1].fetch_offset, 200);
+    EXPECT_EQ(f.max_wait_ms, 500);
+    if (v >= 7) {
+      EXPECT_EQ(f.session_id, 77);
+      EXPECT_EQ(f.session_epoch, 3);
+      EXPECT_EQ(load_be32(body.data() + f.session_offset), 77u);
+      EXPECT_EQ(f.forgotten.size(), 1u);
+    }
+    if (v < 13) {
+      EXPECT_EQ(f.topics[1].name.v, "orders");
+    }
+    // Keeping everything is the identity; dropping "secret" leaves "orders".
+    EXPECT_EQ(splice_array(body, f.topics_span, {true, true}), body);
+    const std::string kept = splice_array(body, f.topics_span, {false, true});
+    FetchRequest k;
+    ASSERT_TRUE(decode_fetch_request(kept, v, &k, &err)) << err.describe();
+    ASSERT_EQ(k.topics.size(), 1u);
+    EXPECT_EQ(k.topics[0].name, f.topics[1].name);
+    EXPECT_EQ(k.topics[0].topic_id, f.topics[1].topic_id);
+    EXPECT_EQ(k.consumed, kept.size());
+    // The broker's response for "orders" plus the local answer for "secret".
+    const std::string resp = fetch_body(v);
+    FetchResponse fr;
+    ASSERT_TRUE(decode_fetch_response(resp, v, &fr, &err));
+    const std::string merged = splice_array(resp, fr.topics_span, {}, fetch_error_topics({f.topics[0]}, v, 29), 1);
+    FetchResponse m;
+    ASSERT_TRUE(decode_fetch_response(merged, v, &m, &err)) << err.describe();
+    ASSERT_EQ(m.topics.size(), 2u);
+    EXPECT_EQ(m.consumed, merged.size());
+    ASSERT_EQ(m.topics[1].partitions.size(), 2u);
+    EXPECT_EQ(m.topics[1].partitions[0].error_code, 29);
+    EXPECT_EQ(m.topics[1].partitions[1].records.v.size(), 0u);
+    EXPECT_EQ(m.topics[0].partitions[0].records.v, "BATCHES");
+  }
+}
+
 TEST(KafkaMessages, MaxDecodableVersions) {
   EXPECT_EQ(max_decodable_version(api::kProduce, false), 13);
   EXPECT_EQ(max_decodable_version(api::kProduce, true), 13);
   EXPECT_EQ(max_decodable_version(api::kFetch, true), 17);
+  EXPECT_EQ(max_decodable_version(api::kFetch, false), 17);
   EXPECT_EQ(max_decodable_version(api::kMetadata, true), 13);
   EXPECT_EQ(max_decodable_version(api::kJoinGroup, true), -1);
 }
