@@ -60,6 +60,8 @@ std::unique_ptr<NetworkFilter> AmqpFilterConfig::create(evm_filter_envoy_ptr f) 
 
 namespace {
 constexpr size_t kMaxConsumers = 4096;  // consumer-tag map bound per connection
+constexpr uint64_t kEventThrottle = 1;  // a throttle wait is over (delayed commit)
+constexpr uint64_t kEventRelease = 2;   // a gated channel.open may go (immediate commit)
 
 std::string quoted_exchange(std::string_view x) { return x.empty() ? "amq.default" : std::string(x); }
 
@@ -113,24 +115,45 @@ void AmqpFilter::arm_timer(uint64_t wait_ns) {
   if (scheduler_ == nullptr) scheduler_ = envoy_dynamic_module_callback_network_filter_scheduler_new(conn_.raw());
   if (scheduler_ == nullptr) return;
   timer_pending_ = true;
-  config_.commits().commit_after(scheduler_, 1, std::chrono::nanoseconds(wait_ns));
+  config_.commits().commit_after(scheduler_, kEventThrottle, std::chrono::nanoseconds(wait_ns));
 }
 
-void AmqpFilter::on_scheduled(uint64_t /*event_id*/) {
-  timer_pending_ = false;
-  if (closed_ || !throttle_hold_) return;
-  const uint64_t wait = throttle_wait_ns(config_.now_ns());
-  if (wait > 0) {
-    arm_timer(wait);
-    return;
+void AmqpFilter::on_scheduled(uint64_t event_id) {
+  if (event_id == kEventThrottle) {
+    timer_pending_ = false;
+    if (closed_ || !throttle_hold_) return;
+    const uint64_t wait = throttle_wait_ns(config_.now_ns());
+    if (wait > 0) {
+      arm_timer(wait);
+      return;
+    }
+    throttle_hold_ = false;
   }
-  throttle_hold_ = false;
-  if (c2s_.in_partial_frame() || awaiting_header_ > 0) return;  // the next read decides
-  // Release the held buffer to the next filters, in order, untouched.
+  maybe_release();
+}
+
+void AmqpFilter::maybe_release() {
+  if (closed_ || !holding_ || throttle_hold_ || gated_opens_ > 0 || c2s_.in_partial_frame() ||
+      awaiting_header_ > 0) {
+    return;  // still held, or the next read decides
+  }
+  // Hand the held buffer on to the next filters, in order, untouched.
+  holding_ = false;
   held_ = 0;
   rd_base_ = c2s_.offset();
   rd_applied_.clear();
+  if (!pending_upstream_.empty() && c2s_.at_frame_boundary()) {
+    conn_.append_read(pending_upstream_);  // at a frame boundary: it goes last
+    pending_upstream_.clear();
+  }
   conn_.continue_reading();
+}
+
+void AmqpFilter::gate_open(Channel& ch) {
+  if (ch.upstream_closes > 0 && !ch.open_gated) {
+    ch.open_gated = true;
+    ++gated_opens_;
+  }
 }
 
 void AmqpFilter::on_event(int event) {
@@ -194,14 +217,16 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
     }
   }
   int status = EVM_NET_CONTINUE;
-  if (!end_stream && (c2s_.in_partial_frame() || awaiting_header_ > 0 || throttle_wait > 0)) {
+  if (!end_stream && (c2s_.in_partial_frame() || awaiting_header_ > 0 || throttle_wait > 0 || gated_opens_ > 0)) {
     held_ = kept_total;  // everything was parsed; wait for the rest of the frame
+    holding_ = true;
     status = EVM_NET_STOP_ITERATION;
   } else {
     held_ = 0;
     rd_base_ = c2s_.offset();
     rd_applied_.clear();
     throttle_hold_ = false;
+    holding_ = false;
   }
   flush_pending_to_client();
   deltas_.flush(conn_.raw());
@@ -324,8 +349,11 @@ void AmqpFilter::on_client_frame(const Frame& f) {
         case kChannelCloseOk: {
           if (ch.pub == Channel::Pub::kAwaitHeader && config_.cfg().max_body_size) --awaiting_header_;
           const uint16_t closes = ch.upstream_closes;
+          const bool gated = ch.open_gated;
           ch = Channel();
           ch.upstream_closes = closes;
+          ch.open_gated = gated;
+          if (mt.id() == kChannelOpen) gate_open(ch);
           break;
         }
         default:
@@ -351,10 +379,12 @@ void AmqpFilter::on_client_denied_channel(const Frame& f, Channel& ch) {
   if (f.type == FrameType::kMethod) {
     switch (f.method->id()) {
       case kChannelOpen: {
-        // The client is done with the old channel and opens it again: pass.
+        // The client is done with the old channel and opens it again: pass
+        // (once the broker has forgotten the old one).
         const uint16_t closes = ch.upstream_closes;
         ch = Channel();
         ch.upstream_closes = closes;
+        gate_open(ch);
         return;
       }
       case kChannelClose:
@@ -578,7 +608,19 @@ void AmqpFilter::on_server_frame(const Frame& f, uint64_t base) {
     if (f.start >= base) wr_edits_.push_back({f.start, f.start + f.frame_len(), {}});
     if (f.type == FrameType::kMethod) {
       if (f.method->id() == kChannelCloseOk) {
-        if (--ch.upstream_closes == 0) --closing_channels_;
+        if (--ch.upstream_closes == 0) {
+          --closing_channels_;
+          if (ch.open_gated) {
+            ch.open_gated = false;
+            if (--gated_opens_ == 0 && holding_) {
+              // Release from the worker's event loop, not from inside this write.
+              if (scheduler_ == nullptr) {
+                scheduler_ = envoy_dynamic_module_callback_network_filter_scheduler_new(conn_.raw());
+              }
+              if (scheduler_ != nullptr) envoy_dynamic_module_callback_network_filter_scheduler_commit(scheduler_, kEventRelease);
+            }
+          }
+        }
       } else if (f.method->id() == kChannelClose) {
         pending_upstream_ += encode_channel_close_ok(f.channel);  // its Close crossed ours
       }

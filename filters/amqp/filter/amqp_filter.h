@@ -20,8 +20,10 @@
 //      the next server-to-client frame boundary, as RabbitMQ would send it;
 //   3. client frames on N (the message's header and body, later methods) are
 //      swallowed until the client's Channel.Close-Ok (swallowed too: the
-//      broker's N is already closing) or a new channel.open on N (passed:
-//      the broker handles our Close first, TCP keeps the order);
+//      broker's N is already closing) or a new channel.open on N. That
+//      channel.open (and everything after it) is held until the broker's
+//      Close-Ok for our Close has arrived: RabbitMQ forgets a channel number
+//      only then, and answers an early open with 504 "second 'channel.open'";
 //   4. broker frames on N are swallowed up to and including its Close-Ok, so
 //      the client never sees frames of the old channel on a reopened N. A
 //      broker Channel.Close crossing ours is answered with Close-Ok upstream.
@@ -121,6 +123,7 @@ class AmqpFilter : public NetworkFilter {
     uint64_t body_remaining = 0;
     uint64_t method_start = 0, method_len = 0;  // the held publish method
     int throttle_rule = -1;                     // of the publish in progress
+    bool open_gated = false;                    // a client channel.open waits for the broker's Close-Ok
     std::deque<uint32_t> pending_consumes;      // queue groups awaiting consume-ok
   };
 
@@ -141,6 +144,9 @@ class AmqpFilter : public NetworkFilter {
   std::string denial_prefix() const;
   uint64_t throttle_wait_ns(uint64_t now);
   void arm_timer(uint64_t wait_ns);
+  void gate_open(Channel& ch);
+  // Hands a held read buffer on when nothing holds it any more.
+  void maybe_release();
 
   const AmqpFilterConfig& config_;
   Connection conn_;
@@ -178,6 +184,11 @@ class AmqpFilter : public NetworkFilter {
   evm_scheduler_ptr scheduler_ = nullptr;
   bool timer_pending_ = false;
   bool throttle_hold_ = false;
+  bool holding_ = false;           // the last on_read returned StopIteration
+  // RabbitMQ frees a channel number only when it sends Channel.Close-Ok: a
+  // client channel.open for a channel we closed upstream is held (with all
+  // that follows it) until that Close-Ok has come back.
+  size_t gated_opens_ = 0;
 
   uint32_t tune_frame_max_ = 0;    // the broker's Tune value
   std::string vhost_ = "/";

@@ -206,6 +206,32 @@ TEST(AmqpFilter, DenialIsTheSameInAnyPieces) {
   }
 }
 
+TEST(AmqpFilter, ReopenWaitsForTheBrokersCloseOk) {
+  Harness h(kAclConfig);
+  h.client_sends(handshake_c2s() + publish(1, "ex", "secret.x") + header(1, 0));
+  const size_t before = h.upstream.size();
+  // The client answers our 403 and reopens channel 1 at once, then publishes on 2.
+  h.client_sends(encode_channel_close_ok(1) + method(1, 20, 10, W().ss("").b) + message(2, "ex", "a", "b"));
+  EXPECT_EQ(h.statuses.back(), EVM_NET_STOP_ITERATION);  // held: the broker still knows the old channel 1
+  EXPECT_EQ(h.upstream.size(), before);
+  h.server_sends(encode_channel_close_ok(1));
+  ASSERT_EQ(fake_envoy().committed_count(), 1u);  // the release is posted to the event loop
+  EXPECT_EQ(fake_envoy().committed.back(), 2u);
+  h.f->on_scheduled(2);
+  EXPECT_EQ(fake_envoy().continue_reading, 1);
+  h.upstream += fake_envoy().read_buf;
+  fake_envoy().read_buf.clear();
+  const std::vector<std::string> tail = frames(Dir::kClientToServer, proto() + h.upstream.substr(before));
+  const std::vector<std::string> want = {"0/ch0", "1/ch1 channel.open", "1/ch2 basic.publish x=ex", "2/ch2 size=1",
+                                         "3/ch2"};
+  EXPECT_EQ(tail, want);
+  // Nothing of the old channel reached the client but our 403.
+  EXPECT_EQ(frames(Dir::kServerToClient, h.client).size(), 1u);
+  // Later reads flow again.
+  h.client_sends(testing::heartbeat());
+  EXPECT_EQ(h.statuses.back(), EVM_NET_CONTINUE);
+}
+
 TEST(AmqpFilter, BrokerCloseCrossingOursIsAnswered) {
   Harness h(kAclConfig);
   h.client_sends(handshake_c2s() + publish(1, "ex", "secret.x") + header(1, 0));

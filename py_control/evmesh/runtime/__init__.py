@@ -5,8 +5,10 @@ from .mesh import ChildDied, RunningMesh, run_mesh, start_mesh
 from .nats import NatsServer, start_nats_server
 from .ports import Cancelled, accepts_tcp, free_port, port_is_free, wait_until
 from .process import ManagedProcess
+from .rabbitmq import RabbitMQ, rabbitmq_available, start_rabbitmq
 
 __all__ = [
-    "Cancelled", "ChildDied", "Envoy", "ManagedProcess", "NatsServer", "RunningMesh", "accepts_tcp",
-    "free_port", "port_is_free", "run_mesh", "start_envoy", "start_mesh", "start_nats_server", "wait_until",
+    "Cancelled", "ChildDied", "Envoy", "ManagedProcess", "NatsServer", "RabbitMQ", "RunningMesh", "accepts_tcp",
+    "free_port", "port_is_free", "rabbitmq_available", "run_mesh", "start_envoy", "start_mesh", "start_nats_server",
+    "start_rabbitmq", "wait_until",
 ]
