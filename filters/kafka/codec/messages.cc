@@ -1,5 +1,7 @@
 #include "filters/kafka/codec/messages.h"
 
+#include <algorithm>
+
 #include "filters/kafka/codec/api_keys.h"
 
 namespace evmesh::kafka {
@@ -106,6 +108,22 @@ bool cap_api_version(std::string* body, const ApiVersionsResponse& r, int16_t ap
     return true;
   }
   return false;
+}
+
+int cap_to_decodable(std::string* body, const ApiVersionsResponse& r, int16_t max_produce_fetch) {
+  int n = 0;
+  for (const ApiVersionRange& a : r.api_keys) {
+    int16_t max = std::max(max_decodable_version(a.api_key, true), max_decodable_version(a.api_key, false));
+    if (max < 0) continue;
+    if (max_produce_fetch >= 0 && (a.api_key == api::kProduce || a.api_key == api::kFetch)) {
+      max = std::min(max, max_produce_fetch);
+    }
+    if (a.max_version > max && a.min_version <= max) {
+      cap_api_version(body, r, a.api_key, max);
+      ++n;
+    }
+  }
+  return n;
 }
 
 // ---- Metadata ----------------------------------------------------------------

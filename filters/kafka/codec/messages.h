@@ -41,6 +41,10 @@ bool decode_api_versions_response(std::string_view body, int16_t version, ApiVer
                                   size_t base = 0);
 // Caps the advertised max version of `api_key` to `max` in place (body bytes).
 bool cap_api_version(std::string* body, const ApiVersionsResponse& r, int16_t api_key, int16_t max);
+// Caps every api whose body this codec decodes to max_decodable_version(),
+// and Produce/Fetch further to `max_produce_fetch` when >= 0 (e.g. 12: clients
+// then name topics instead of sending topic ids). Returns the number capped.
+int cap_to_decodable(std::string* body, const ApiVersionsResponse& r, int16_t max_produce_fetch = -1);
 
 // ---- broker addresses ------------------------------------------------------
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 
 #include "filters/kafka/codec/api_keys.h"
 #include "filters/kafka/test/test_util.h"
@@ -327,6 +328,36 @@ TEST(KafkaApiVersionsResponse, EveryVersionAndTheV0Fallback) {
     EXPECT_EQ(b.api_keys[1].max_version, 12);
     EXPECT_EQ(b.api_keys[0].max_version, 13);
     EXPECT_FALSE(cap_api_version(&patched, a, 99, 1));
+  }
+  // Cap what the codec cannot decode (a future Fetch v18) and Produce/Fetch to 12.
+  {
+    std::string body;
+    Writer w(&body);
+    w.i16(0);
+    w.array(true, 3);
+    for (auto [k, lo, hi] : {std::tuple<int16_t, int16_t, int16_t>{0, 3, 13}, {1, 4, 18}, {3, 0, 13}}) {
+      w.i16(k);
+      w.i16(lo);
+      w.i16(hi);
+      w.no_tagged_fields();
+    }
+    w.i32(0);
+    w.no_tagged_fields();
+    ApiVersionsResponse a;
+    Error err;
+    ASSERT_TRUE(decode_api_versions_response(body, 3, &a, &err));
+    std::string capped = body;
+    EXPECT_EQ(cap_to_decodable(&capped, a), 1);
+    ApiVersionsResponse c;
+    ASSERT_TRUE(decode_api_versions_response(capped, 3, &c, &err));
+    EXPECT_EQ(c.api_keys[1].max_version, 17);
+    EXPECT_EQ(c.api_keys[0].max_version, 13);
+    capped = body;
+    EXPECT_EQ(cap_to_decodable(&capped, a, 12), 2);
+    ASSERT_TRUE(decode_api_versions_response(capped, 3, &c, &err));
+    EXPECT_EQ(c.api_keys[0].max_version, 12);
+    EXPECT_EQ(c.api_keys[1].max_version, 12);
+    EXPECT_EQ(c.api_keys[2].max_version, 13);
   }
   // Asked with v4, the broker refused it and answered a v0 body.
   const std::string v0 = api_versions_body(0, 35);
