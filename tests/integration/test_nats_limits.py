@@ -28,9 +28,8 @@ SMALL_LIMITS = "max_payload: 1024\nmax_control_line: 256"
 
 MAX_PAYLOAD_ERR = b"-ERR 'Maximum Payload Violation'\r\n"
 UNKNOWN_OP_ERR = b"-ERR 'Unknown Protocol Operation'\r\n"
-# docs/architecture.md's text (also the NATS protocol docs'); nats-server 2.15.1 itself sends
-# 'maximum control line exceeded' in lower case.
-CONTROL_LINE_ERR = b"-ERR 'Maximum Control Line Exceeded'\r\n"
+# What nats-server 2.15.1 itself sends (lower case), and so the sidecar.
+CONTROL_LINE_ERR = b"-ERR 'maximum control line exceeded'\r\n"
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ uint64_t Parser::payload_remaining() const {
 }
 
 bool Parser::fail_at(uint64_t at, const char* reason, const char* reply, std::string_view near) {
+  error_offset_ = at;
   error_ = "offset " + std::to_string(at) + ": " + reason + "; near '";
   for (size_t i = 0; i < near.size() && i < 32; ++i) {
     const unsigned char c = static_cast<unsigned char>(near[i]);

@@ -47,13 +47,23 @@ class Parser {
   // Feeds the next bytes of the stream; calls sink(const Frame&) per frame.
   // Returns false on a protocol error (and from then on).
   template <class Sink>
-  bool feed(std::string_view data, Sink&& sink);
+  bool feed(std::string_view data, Sink&& sink) {
+    size_t used = 0;
+    return feed_impl(data, sink, false, &used);
+  }
+  // Like feed, but stops right after the next frame boundary; *used = bytes consumed.
+  template <class Sink>
+  bool feed_to_boundary(std::string_view data, Sink&& sink, size_t* used) {
+    return feed_impl(data, sink, true, used);
+  }
 
   bool failed() const { return state_ == State::kFailed; }
   // "offset N: <reason>; near '<snippet>'"
   const std::string& error() const { return error_; }
-  // The text nats-server sends in -ERR for this kind of error.
+  // The text nats-server (2.15) sends in -ERR for this kind of error.
   const char* error_reply() const { return error_reply_; }
+  // Stream offset of the frame (or byte) that caused the error.
+  uint64_t error_offset() const { return error_offset_; }
   // Stream bytes consumed so far.
   uint64_t offset() const { return offset_; }
   bool at_frame_boundary() const { return state_ == State::kLine && scratch_.empty(); }
@@ -68,6 +78,8 @@ class Parser {
  private:
   enum class State : uint8_t { kLine, kPayload, kPayloadCR, kPayloadLF, kFailed };
 
+  template <class Sink>
+  bool feed_impl(std::string_view data, Sink& sink, bool stop_at_boundary, size_t* used);
   bool parse_line(std::string_view line, uint64_t start, Frame* f);
   bool fail(const char* reason, const char* reply, std::string_view near) { return fail_at(offset_, reason, reply, near); }
   bool fail_at(uint64_t at, const char* reason, const char* reply, std::string_view near);
@@ -78,13 +90,16 @@ class Parser {
   uint64_t offset_ = 0;
   uint64_t line_start_ = 0;
   uint64_t remaining_ = 0;
+  uint64_t error_offset_ = 0;
   std::string scratch_;
   std::string error_;
   const char* error_reply_ = "";
 };
 
 template <class Sink>
-bool Parser::feed(std::string_view data, Sink&& sink) {
+bool Parser::feed_impl(std::string_view data, Sink& sink, bool stop_at_boundary, size_t* used) {
+  const size_t size = data.size();
+  *used = size;
   while (!data.empty()) {
     switch (state_) {
       case State::kLine: {
@@ -93,7 +108,7 @@ bool Parser::feed(std::string_view data, Sink&& sink) {
           if (scratch_.empty()) line_start_ = offset_;
           if (scratch_.size() + data.size() > limits_.max_control_line) {
             scratch_.append(data.data(), std::min<size_t>(data.size(), 32));
-            return fail_at(line_start_, "control line too long", "Maximum Control Line Exceeded", scratch_);
+            return fail_at(line_start_, "control line too long", "maximum control line exceeded", scratch_);
           }
           scratch_.append(data.data(), data.size());
           offset_ += data.size();
@@ -107,14 +122,14 @@ bool Parser::feed(std::string_view data, Sink&& sink) {
           start = offset_;
         } else {
           if (scratch_.size() + n > limits_.max_control_line) {
-            return fail_at(line_start_, "control line too long", "Maximum Control Line Exceeded", scratch_);
+            return fail_at(line_start_, "control line too long", "maximum control line exceeded", scratch_);
           }
           scratch_.append(data.data(), n);
           line = scratch_;
           start = line_start_;
         }
         if (line.size() > limits_.max_control_line) {
-          return fail_at(start, "control line too long", "Maximum Control Line Exceeded", line);
+          return fail_at(start, "control line too long", "maximum control line exceeded", line);
         }
         offset_ += n;
         data.remove_prefix(n);
@@ -125,6 +140,9 @@ bool Parser::feed(std::string_view data, Sink&& sink) {
         if (f.has_payload) {
           remaining_ = f.payload_len;
           state_ = remaining_ == 0 ? State::kPayloadCR : State::kPayload;
+        } else if (stop_at_boundary) {
+          *used = size - data.size();
+          return true;
         }
         break;
       }
@@ -147,6 +165,10 @@ bool Parser::feed(std::string_view data, Sink&& sink) {
         ++offset_;
         data.remove_prefix(1);
         state_ = State::kLine;
+        if (stop_at_boundary) {
+          *used = size - data.size();
+          return true;
+        }
         break;
       case State::kFailed:
         return false;

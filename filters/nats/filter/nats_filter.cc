@@ -50,14 +50,18 @@ NatsFilter::NatsFilter(const NatsFilterConfig& config, evm_filter_envoy_ptr f)
     : config_(config),
       conn_(f),
       deltas_(config.table()),
-      c2s_(Dir::kClientToServer, Limits{config.cfg().max_control_line, config.cfg().max_payload}),
+      // No payload bound in the parser: the filter enforces max_payload itself
+      // (payloads are skipped by count, never buffered).
+      c2s_(Dir::kClientToServer, Limits{config.cfg().max_control_line, UINT64_MAX}),
       s2c_(Dir::kServerToClient, Limits{config.cfg().max_control_line > 65536 ? config.cfg().max_control_line : 65536,
                                          kServerPayloadBound}),
       max_payload_(config.cfg().max_payload) {
   deltas_.add(config_.m().connections_total);
 }
 
-NatsFilter::~NatsFilter() = default;
+NatsFilter::~NatsFilter() {
+  if (scheduler_ != nullptr) envoy_dynamic_module_callback_network_filter_scheduler_delete(scheduler_);
+}
 
 void NatsFilter::on_event(int event) {
   if (event == EVM_EVENT_REMOTE_CLOSE || event == EVM_EVENT_LOCAL_CLOSE) {
@@ -77,6 +81,12 @@ int NatsFilter::on_new_connection() {
 
 int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
   if (closed_) return EVM_NET_STOP_ITERATION;
+  if (closing_) {
+    // After a fatal client error nothing more from the client is forwarded.
+    conn_.read_chunks(chunks_.views());
+    conn_.drain_read(chunks_.total());
+    return EVM_NET_STOP_ITERATION;
+  }
   if (!carry_.empty()) {
     // The undecided control line drained at the end of the previous read goes
     // back in front of the new bytes; the parser has already seen it.
@@ -96,20 +106,29 @@ int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
     return c2s_.feed(piece, [this](const Frame& f) { on_client_frame(f); }) && !payload_violation_;
   });
   deltas_.add(config_.m().c2s_bytes, c2s_.offset() - fed_start);
+
+  // A fatal client error: like nats-server, the frames before it still count
+  // (they are forwarded), the client gets -ERR, and the connection closes.
+  uint64_t fatal_at = UINT64_MAX;
   if (!ok && c2s_.failed()) {
-    protocol_error(true, c2s_);
-    return EVM_NET_STOP_ITERATION;
-  }
-  if (payload_violation_) {
+    deltas_.add(config_.m().c2s_protocol_errors);
+    log(EVM_LOG_WARN, "evmesh nats[" + config_.cfg().stat_prefix + "] connection " + std::to_string(conn_.id()) +
+                          ": malformed client-to-server frame at " + c2s_.error() + "; closing the connection");
+    pending_ += "-ERR '";
+    pending_ += c2s_.error_reply();
+    pending_ += "'\r\n";
+    fatal_at = c2s_.error_offset();
+  } else if (payload_violation_) {
     deltas_.add(config_.m().payload_too_large);
     log(EVM_LOG_INFO, "evmesh nats[" + config_.cfg().stat_prefix + "] connection " + std::to_string(conn_.id()) +
                           ": payload above max_payload " + std::to_string(max_payload_) + "; closing");
     pending_ += "-ERR 'Maximum Payload Violation'\r\n";
-    flush_pending_to_client();
-    closed_ = true;
-    conn_.close(EVM_CLOSE_FLUSH_WRITE);
-    flush_counters();
-    return EVM_NET_STOP_ITERATION;
+    fatal_at = violation_start_;
+  }
+  if (fatal_at != UINT64_MAX) {
+    closing_ = true;
+    held_ = 0;
+    drops_.push_back({fatal_at > base ? fatal_at : base, UINT64_MAX});
   }
 
   size_t kept_total = total;
@@ -144,6 +163,13 @@ int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
         kept_total = kept.size();
       }
     }
+  }
+
+  if (closing_) {
+    flush_pending_to_client();       // now, if the server-to-client stream is at a frame boundary
+    if (pending_.empty()) schedule_close();  // else on_write inserts it at the next boundary
+    flush_counters();
+    return kept_total > 0 ? EVM_NET_CONTINUE : EVM_NET_STOP_ITERATION;
   }
 
   int status = EVM_NET_CONTINUE;
@@ -228,6 +254,7 @@ void NatsFilter::on_client_frame(const Frame& f) {
     case Op::kHpub: {
       if (f.payload_len > max_payload_) {
         payload_violation_ = true;
+        violation_start_ = f.start;
         return;
       }
       if (f.subject != last_subject_) {
@@ -277,23 +304,26 @@ void NatsFilter::flush_pending_to_client() {
   pending_.clear();
 }
 
-void NatsFilter::protocol_error(bool c2s, const Parser& p) {
-  const NatsMetrics& m = config_.m();
-  deltas_.add(c2s ? m.c2s_protocol_errors : m.s2c_protocol_errors);
+void NatsFilter::server_protocol_error() {
+  deltas_.add(config_.m().s2c_protocol_errors);
   log(EVM_LOG_WARN, "evmesh nats[" + config_.cfg().stat_prefix + "] connection " + std::to_string(conn_.id()) +
-                        ": malformed " + (c2s ? "client-to-server" : "server-to-client") + " frame at " +
-                        p.error() + "; closing the connection");
+                        ": malformed server-to-client frame at " + s2c_.error() + "; closing the connection");
   closed_ = true;
-  if (c2s) {
-    pending_ += "-ERR '";
-    pending_ += p.error_reply();
-    pending_ += "'\r\n";
-    flush_pending_to_client();
-    conn_.close(EVM_CLOSE_FLUSH_WRITE);
-  } else {
-    conn_.close(EVM_CLOSE_NO_FLUSH);
-  }
+  conn_.close(EVM_CLOSE_NO_FLUSH);
   flush_counters();
+}
+
+void NatsFilter::schedule_close() {
+  if (scheduler_ == nullptr) scheduler_ = envoy_dynamic_module_callback_network_filter_scheduler_new(conn_.raw());
+  envoy_dynamic_module_callback_network_filter_scheduler_commit(scheduler_, kCloseEvent);
+}
+
+void NatsFilter::on_scheduled(uint64_t event_id) {
+  if (event_id == kCloseEvent && !closed_) {
+    closed_ = true;
+    conn_.close(EVM_CLOSE_FLUSH_WRITE);  // the -ERR and the forwarded frames go out first
+    flush_counters();
+  }
 }
 
 int NatsFilter::on_write(size_t /*length*/, bool /*end_stream*/) {
@@ -301,28 +331,76 @@ int NatsFilter::on_write(size_t /*length*/, bool /*end_stream*/) {
   if (closed_) return EVM_NET_STOP_ITERATION;
   conn_.write_chunks(chunks_.views());
   const size_t total = chunks_.total();
+  if (closing_ && pending_.empty()) {
+    conn_.drain_write(total);  // the final -ERR is out: nothing after it reaches the client
+    return EVM_NET_CONTINUE;
+  }
   const uint64_t base = s2c_.offset();
   info_rewrite_ = false;
-  const bool ok = chunks_.for_each_from(0, [this, base](std::string_view piece) {
-    return s2c_.feed(piece, [this, base](const Frame& f) { on_server_frame(f, base); });
-  });
+  auto sink = [this, base](const Frame& f) { on_server_frame(f, base); };
+  bool ok = true;
+  size_t insert_at = std::string::npos;  // where pending -ERR lines go: the first frame boundary
+  if (pending_.empty()) {
+    ok = chunks_.for_each_from(0, [this, &sink](std::string_view piece) { return s2c_.feed(piece, sink); });
+  } else {
+    size_t pos = 0;
+    if (s2c_.at_frame_boundary()) insert_at = 0;
+    for (const auto& v : chunks_.views()) {
+      std::string_view piece(v.ptr, v.length);
+      if (insert_at == std::string::npos && !piece.empty()) {
+        size_t used = 0;
+        ok = s2c_.feed_to_boundary(piece, sink, &used);
+        pos += used;
+        piece.remove_prefix(used);
+        if (ok && s2c_.at_frame_boundary()) insert_at = pos;
+      }
+      if (!ok || (closing_ && insert_at != std::string::npos)) break;  // closing: the rest is not sent
+      if (!piece.empty()) {
+        ok = s2c_.feed(piece, sink);
+        pos += piece.size();
+      }
+      if (!ok) break;
+    }
+  }
   deltas_.add(config_.m().s2c_bytes, s2c_.offset() - base);
   if (!ok && s2c_.failed()) {
-    protocol_error(false, s2c_);
+    server_protocol_error();
     return EVM_NET_STOP_ITERATION;
   }
-  if (info_rewrite_) {
+  if (info_rewrite_ || insert_at != std::string::npos) {
+    struct Edit {
+      size_t pos, len;
+      std::string_view text;
+    };
+    Edit edits[2];
+    size_t n = 0;
+    const bool truncate = closing_ && insert_at != std::string::npos;
+    if (insert_at != std::string::npos) edits[n++] = {insert_at, truncate ? total - insert_at : 0, pending_};
+    if (info_rewrite_ && !(truncate && info_pos_ >= insert_at)) {
+      const Edit info{info_pos_, info_len_, info_line_};
+      if (n == 1 && info.pos < edits[0].pos) {
+        edits[1] = edits[0];
+        edits[0] = info;
+      } else {
+        edits[n] = info;
+      }
+      ++n;
+    }
     std::string out;
-    out.reserve(total + 32);
-    chunks_.copy_range(0, info_pos_, &out);
-    out += info_line_;
-    chunks_.copy_range(info_pos_ + info_len_, total, &out);
+    out.reserve(total + 64);
+    size_t cur = 0;
+    for (size_t i = 0; i < n; ++i) {
+      chunks_.copy_range(cur, edits[i].pos, &out);
+      out.append(edits[i].text);
+      cur = edits[i].pos + edits[i].len;
+    }
+    chunks_.copy_range(cur, total, &out);
     conn_.drain_write(total);
     conn_.append_write(out);
-  }
-  if (!pending_.empty() && s2c_.at_frame_boundary()) {
-    conn_.append_write(pending_);  // after the server's bytes, at a frame boundary
-    pending_.clear();
+    if (insert_at != std::string::npos) {
+      pending_.clear();
+      if (closing_) schedule_close();
+    }
   }
   flush_counters();
   return EVM_NET_CONTINUE;

@@ -63,6 +63,7 @@ class NatsFilter : public NetworkFilter {
   int on_read(size_t length, bool end_stream) override;
   int on_write(size_t length, bool end_stream) override;
   void on_event(int event) override;
+  void on_scheduled(uint64_t event_id) override;
 
  private:
   void on_client_frame(const Frame& f);
@@ -73,7 +74,8 @@ class NatsFilter : public NetworkFilter {
   void flush_counters();
   bool partial_may_be_dropped(std::string_view line) const;
   size_t hold_threshold() const;
-  void protocol_error(bool c2s, const Parser& p);
+  void server_protocol_error();
+  void schedule_close();
 
   const NatsFilterConfig& config_;
   Connection conn_;
@@ -95,6 +97,10 @@ class NatsFilter : public NetworkFilter {
   std::string info_line_;
   bool in_local_write_ = false;
   bool closed_ = false;
+  bool closing_ = false;           // fatal client error: -ERR pending, then close
+  uint64_t violation_start_ = 0;   // stream offset of an oversized PUB/HPUB
+  static constexpr uint64_t kCloseEvent = 1;
+  evm_scheduler_ptr scheduler_ = nullptr;
   bool gauge_closed_ = false;
 
   // One-entry decision cache: publishers tend to repeat the last subject.

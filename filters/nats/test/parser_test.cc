@@ -136,6 +136,35 @@ TEST(NatsParser, ReportsFrameBeforeItsPayloadArrives) {
   EXPECT_TRUE(p.at_frame_boundary());
 }
 
+TEST(NatsParser, FeedToBoundaryStopsAfterTheFrameInProgress) {
+  Parser p(Dir::kServerToClient, {});
+  int frames = 0;
+  auto sink = [&](const Frame&) { ++frames; };
+  ASSERT_TRUE(p.feed("MSG a 1 10\r\n0123", sink));
+  size_t used = 0;
+  const std::string rest = "456789\r\nPONG\r\n";
+  ASSERT_TRUE(p.feed_to_boundary(rest, sink, &used));
+  EXPECT_EQ(used, 8u);
+  EXPECT_TRUE(p.at_frame_boundary());
+  ASSERT_TRUE(p.feed_to_boundary(std::string_view(rest).substr(used), sink, &used));
+  EXPECT_EQ(used, 6u);
+  EXPECT_EQ(frames, 2);
+  // No boundary in the data: everything is used.
+  ASSERT_TRUE(p.feed("MSG a 1 3\r\n", sink));
+  ASSERT_TRUE(p.feed_to_boundary("ab", sink, &used));
+  EXPECT_EQ(used, 2u);
+  EXPECT_FALSE(p.at_frame_boundary());
+}
+
+TEST(NatsParser, ErrorOffsetIsTheBadFramesStart) {
+  Parser p(Dir::kClientToServer, {});
+  EXPECT_FALSE(p.feed("PING\r\nPUB a 1\r\nxZZ", [](const Frame&) {}));
+  EXPECT_EQ(p.error_offset(), 16u);  // the byte that should have been CR
+  Parser q(Dir::kClientToServer, {});
+  EXPECT_FALSE(q.feed("PING\r\nBAD\r\n", [](const Frame&) {}));
+  EXPECT_EQ(q.error_offset(), 6u);
+}
+
 TEST(NatsParser, InControlLineTracksLineStart) {
   Parser p(Dir::kClientToServer, {});
   ASSERT_TRUE(p.feed("PING\r\nPUB fo", [](const Frame&) {}));
@@ -197,7 +226,7 @@ TEST(NatsParser, ControlLineLimitHoldsWithoutTheLineEnd) {
   const Result r = check_all_splits(Dir::kClientToServer, long_line, l);
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("control line too long"), std::string::npos);
-  EXPECT_EQ(std::string(r.reply), "Maximum Control Line Exceeded");
+  EXPECT_EQ(std::string(r.reply), "maximum control line exceeded");
   // A line that never ends fails as soon as it passes the limit, holding at most the limit.
   Parser p(Dir::kClientToServer, l);
   bool ok = true;
