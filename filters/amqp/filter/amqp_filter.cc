@@ -180,6 +180,13 @@ std::string AmqpFilter::denial_prefix() const {
 
 int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
   if (closed_) return EVM_NET_STOP_ITERATION;
+  if (!carry_.empty()) {
+    // The undecided tail drained at the end of the previous read goes back in
+    // front of the new bytes; the parser has already seen it.
+    conn_.prepend_read(carry_);
+    held_ = carry_.size();
+    carry_.clear();
+  }
   conn_.read_chunks(chunks_.views());
   const size_t total = chunks_.total();
   const uint64_t fed_start = c2s_.offset();
@@ -216,35 +223,68 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
       arm_timer(throttle_wait);
     }
   }
+  // The first stream offset whose verdict is still open (UINT64_MAX: none).
+  uint64_t cut = UINT64_MAX;
+  if (c2s_.in_partial_frame()) cut = c2s_.frame_start();
+  if (awaiting_header_ > 0) {
+    for (const auto& [id, ch] : channels_) {
+      if (ch.pub == Channel::Pub::kAwaitHeader && ch.method_start < cut) cut = ch.method_start;
+    }
+  }
   int status = EVM_NET_CONTINUE;
-  if (!end_stream && (c2s_.in_partial_frame() || awaiting_header_ > 0 || throttle_wait > 0 || gated_opens_ > 0)) {
-    held_ = kept_total;  // everything was parsed; wait for the rest of the frame
+  held_ = 0;
+  holding_ = false;
+  if (!end_stream && (throttle_wait > 0 || gated_opens_ > 0 || (cut != UINT64_MAX && kept_total <= hold_threshold()))) {
+    // Hold everything in place: released by the next read, or by an event.
+    held_ = kept_total;
     holding_ = true;
     status = EVM_NET_STOP_ITERATION;
+  } else if (!end_stream && cut != UINT64_MAX) {
+    // Forward the decided prefix, carry the undecided tail.
+    const size_t cut_pos = std::min(rd_pos(cut), kept_total);
+    conn_.read_chunks(chunks_.views());
+    chunks_.copy_range(cut_pos, kept_total, &carry_);
+    std::string head;
+    if (cut_pos != 0) chunks_.copy_range(0, cut_pos, &head);
+    conn_.drain_read(kept_total);
+    conn_.append_read(head);
+    rd_base_ = cut;
+    std::vector<Applied> keep;
+    for (const Applied& a : rd_applied_) {
+      if (a.at > cut) keep.push_back(a);
+    }
+    rd_applied_.swap(keep);
+    throttle_hold_ = false;
   } else {
-    held_ = 0;
     rd_base_ = c2s_.offset();
     rd_applied_.clear();
     throttle_hold_ = false;
-    holding_ = false;
   }
   flush_pending_to_client();
   deltas_.flush(conn_.raw());
   return status;
 }
 
+size_t AmqpFilter::hold_threshold() const {
+  constexpr size_t kMaxHold = 16 * 1024;
+  const uint32_t limit = conn_.buffer_limit();
+  return (limit != 0 && limit / 2 < kMaxHold) ? limit / 2 : kMaxHold;
+}
+
+// Buffer position of a stream offset: edits applied to the held part of the
+// buffer in earlier reads shift what follows them.
+size_t AmqpFilter::rd_pos(uint64_t s) const {
+  int64_t shift = 0;
+  for (const Applied& a : rd_applied_) {
+    if (a.at <= s) shift += a.delta;
+  }
+  return static_cast<size_t>(static_cast<int64_t>(s - rd_base_) + shift);
+}
+
 void AmqpFilter::apply_read_edits(size_t total, size_t* kept_total) {
   std::stable_sort(rd_edits_.begin(), rd_edits_.end(), [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
   const uint64_t stream_end = c2s_.offset();
-  // Buffer position of a stream offset: edits applied to the held part of
-  // the buffer in earlier reads shift what follows them.
-  auto pos = [this](uint64_t s) -> size_t {
-    int64_t shift = 0;
-    for (const Applied& a : rd_applied_) {
-      if (a.at <= s) shift += a.delta;
-    }
-    return static_cast<size_t>(static_cast<int64_t>(s - rd_base_) + shift);
-  };
+  auto pos = [this](uint64_t s) { return rd_pos(s); };
   if (rd_edits_.size() == 1 && rd_edits_[0].insert.empty() && rd_edits_[0].begin >= rd_base_ &&
       pos(rd_edits_[0].begin) == 0) {
     // The tail of an earlier dropped frame (or a dropped first frame): a cheap front drain.

@@ -8,9 +8,15 @@
 //
 // Read side: complete frames pass untouched (zero copy). A frame that is
 // decided only once complete (frame header, method, content header) and is
-// split at the end of the read buffer is held with StopIteration; so is a
+// split at the end of the read buffer must not leave early; neither may a
 // publish whose content header has not arrived yet when max_body_size is
-// set. The buffer is only rebuilt when a frame is dropped or replaced.
+// set. Small buffers are held in place (StopIteration); past
+// min(16 KiB, buffer limit / 2) the decided prefix is forwarded and only the
+// undecided tail is carried to the next read, so that a held buffer never
+// reaches Envoy's high watermark (which would stop reads for good). Holds
+// released by events (throttle timer, the broker's Close-Ok for a reopened
+// channel) stay in place and end with continue_reading. The buffer is
+// otherwise only rebuilt when a frame is dropped or replaced.
 //
 // A denied publish (or consume/get) on channel N:
 //   1. its method frame is replaced, in the upstream stream, by a
@@ -137,6 +143,8 @@ class AmqpFilter : public NetworkFilter {
   void close_channel(uint16_t id, Channel& ch, uint64_t replace_begin, uint64_t replace_end, uint16_t code,
                      const std::string& text, uint16_t failed_class, uint16_t failed_method);
   void apply_read_edits(size_t total, size_t* kept_total);
+  size_t rd_pos(uint64_t s) const;  // read-buffer position of a stream offset
+  size_t hold_threshold() const;
   void flush_pending_to_client();
   void protocol_error(bool c2s, const Parser& p);
   void on_tune_ok(uint32_t frame_max);
@@ -159,6 +167,7 @@ class AmqpFilter : public NetworkFilter {
 
   // Read side.
   size_t held_ = 0;                // read-buffer bytes parsed and held back by StopIteration
+  std::string carry_;              // an undecided tail drained from a large read buffer
   uint64_t rd_base_ = 0;           // stream offset of read-buffer position 0
   std::vector<Applied> rd_applied_;  // edits already applied to the held buffer
   std::vector<Edit> rd_edits_;     // edits of this on_read

@@ -112,6 +112,9 @@ int envoy_dynamic_module_callback_network_filter_decrement_gauge(evm_filter_envo
 int envoy_dynamic_module_callback_network_filter_record_histogram_value(evm_filter_envoy_ptr, size_t id, uint64_t v) {
   return add(id, static_cast<int64_t>(v));
 }
+uint32_t envoy_dynamic_module_callback_network_filter_get_buffer_limit(evm_filter_envoy_ptr) {
+  return fake_envoy().buffer_limit;
+}
 void envoy_dynamic_module_callback_network_filter_continue_reading(evm_filter_envoy_ptr) {
   ++fake_envoy().continue_reading;
 }

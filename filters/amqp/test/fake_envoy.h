@@ -15,6 +15,7 @@ struct FakeEnvoy {
   std::string read_buf, write_buf;
   std::string to_client;  // network_filter_write
   size_t chunk = 0;       // 0: one chunk
+  uint32_t buffer_limit = 0;
   bool closed = false;
   int close_how = -1;
   std::vector<std::string> metric_names;  // id -> name (counters, gauges, histograms share ids)
@@ -38,6 +39,7 @@ struct FakeEnvoy {
     write_buf.clear();
     to_client.clear();
     chunk = 0;
+    buffer_limit = 0;
     closed = false;
     close_how = -1;
     metric_names.clear();

@@ -134,8 +134,9 @@ struct Outcome {
 };
 
 // The denial scenario, fed in pieces of `step` bytes.
-Outcome denial_scenario(size_t step, size_t chunk) {
+Outcome denial_scenario(size_t step, size_t chunk, uint32_t buffer_limit = 0) {
   Harness h(kAclConfig, chunk);
+  fake_envoy().buffer_limit = buffer_limit;
   // ch1: denied publish (method, header, 2 bodies) then an ack; ch2: allowed publish.
   const std::string c2s = handshake_c2s() + publish(1, "ex", "secret.a") + header(1, 6) + body(1, "abc") +
                           body(1, "def") + method(1, 60, 80, W().u64(1).u8(0).b) + message(2, "ex", "ok.a", "fine");
@@ -199,9 +200,12 @@ TEST(AmqpFilter, DenialIsTheSameInAnyPieces) {
   const Outcome whole = denial_scenario(1 << 20, 0);
   for (size_t step = 1; step <= 40; ++step) {
     for (size_t chunk : {size_t{0}, size_t{3}}) {
-      const Outcome o = denial_scenario(step, chunk);
-      EXPECT_EQ(o.upstream, whole.upstream) << "step " << step << " chunk " << chunk;
-      EXPECT_EQ(o.client, whole.client) << "step " << step << " chunk " << chunk;
+      // A tiny buffer limit: undecided tails are carried instead of held.
+      for (uint32_t limit : {0u, 16u}) {
+        const Outcome o = denial_scenario(step, chunk, limit);
+        EXPECT_EQ(o.upstream, whole.upstream) << "step " << step << " chunk " << chunk << " limit " << limit;
+        EXPECT_EQ(o.client, whole.client) << "step " << step << " chunk " << chunk << " limit " << limit;
+      }
     }
   }
 }
@@ -298,6 +302,24 @@ TEST(AmqpFilter, BodyLimitRefusesTheWholeMessageEvenWhenSplit) {
     EXPECT_EQ(cl[0], "1/ch1 channel.close 406 PRECONDITION_FAILED - message size 11 is larger than configured max size 10");
     EXPECT_EQ(fake_envoy().metric("amqp.t.exchange.other.body_too_large"), 1);
   }
+}
+
+TEST(AmqpFilter, LargeBuffersForwardTheDecidedPrefixAndCarryTheRest) {
+  Harness h(R"({"stat_prefix": "t", "max_body_size": 100000})");
+  fake_envoy().buffer_limit = 1 << 20;  // threshold 16 KiB
+  std::string prefix = handshake_c2s();
+  for (int i = 0; i < 50; ++i) prefix += message(2, "ex", "k", std::string(1000, 'p'));
+  const std::string pub = publish(1, "ex", "k");
+  const std::string rest = header(1, 3) + body(1, "abc") + method(2, 60, 80, W().u64(1).u8(0).b);
+  // Ends with a publish method awaiting its header, whose first bytes follow.
+  h.client_sends(prefix + pub + rest.substr(0, 5));
+  EXPECT_EQ(h.statuses.back(), EVM_NET_CONTINUE);
+  EXPECT_TRUE(h.upstream == prefix) << h.upstream.size() << " vs " << prefix.size();  // the undecided tail stays
+  h.client_sends(rest.substr(5, 5));  // still no complete header: carried again
+  EXPECT_TRUE(h.upstream == prefix) << h.upstream.size() << " vs " << prefix.size();
+  h.client_sends(rest.substr(10));
+  const std::string all = prefix + pub + rest;
+  EXPECT_TRUE(h.upstream == all) << h.upstream.size() << " vs " << all.size();
 }
 
 TEST(AmqpFilter, TuneIsCappedAndFrameMaxEnforced) {
