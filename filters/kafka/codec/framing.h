@@ -40,6 +40,10 @@ class FrameSplitter {
   // sink.head(const FrameHead&) -> bool: true to get the whole payload;
   // sink.frame(const FrameHead&, std::string_view payload): after the frame's
   //   last byte; payload empty unless requested. Views valid during the call.
+  // Optional: sink.bytes(const FrameHead&, uint64_t payload_offset, std::string_view piece)
+  //   gets every payload byte of a frame NOT captured whole, in order, as it
+  //   passes (zero copy except the prefix when it straddled pieces): feed a
+  //   RecordsBodyWalker from it without buffering the frame.
   // Returns false on a framing error (and from then on).
   template <class Sink>
   bool feed(std::string_view data, Sink&& sink);
@@ -71,6 +75,15 @@ class FrameSplitter {
   std::string scratch_;
   std::string error_;
 };
+
+namespace detail {
+template <class Sink>
+void pass_bytes(Sink& sink, const FrameHead& h, uint64_t at, std::string_view piece) {
+  if constexpr (requires { sink.bytes(h, at, piece); }) {
+    if (!piece.empty()) sink.bytes(h, at, piece);
+  }
+}
+}  // namespace detail
 
 template <class Sink>
 bool FrameSplitter::feed(std::string_view data, Sink&& sink) {
@@ -109,6 +122,7 @@ bool FrameSplitter::feed(std::string_view data, Sink&& sink) {
           // Zero copy: the prefix (and perhaps the whole frame) is in this piece.
           head_.prefix = data.substr(0, prefix_len_);
           whole_ = sink.head(static_cast<const FrameHead&>(head_));
+          if (!whole_) detail::pass_bytes(sink, head_, 0, data.substr(0, std::min<size_t>(head_.size, data.size())));
           if (data.size() >= head_.size) {
             sink.frame(static_cast<const FrameHead&>(head_), whole_ ? data.substr(0, head_.size) : std::string_view());
             offset_ += head_.size;
@@ -131,7 +145,10 @@ bool FrameSplitter::feed(std::string_view data, Sink&& sink) {
         if (have_ < prefix_len_) break;
         head_.prefix = scratch_;
         whole_ = sink.head(static_cast<const FrameHead&>(head_));
-        if (!whole_) scratch_.clear();
+        if (!whole_) {
+          detail::pass_bytes(sink, head_, 0, scratch_);
+          scratch_.clear();
+        }
         state_ = State::kBody;
         if (have_ == head_.size) {
           sink.frame(static_cast<const FrameHead&>(head_), whole_ ? std::string_view(scratch_) : std::string_view());
@@ -142,7 +159,11 @@ bool FrameSplitter::feed(std::string_view data, Sink&& sink) {
       }
       case State::kBody: {
         const size_t k = std::min<size_t>(head_.size - have_, data.size());
-        if (whole_) scratch_.append(data.data(), k);
+        if (whole_) {
+          scratch_.append(data.data(), k);
+        } else {
+          detail::pass_bytes(sink, head_, have_, data.substr(0, k));
+        }
         have_ += k;
         offset_ += k;
         data.remove_prefix(k);

@@ -89,6 +89,39 @@ TEST(KafkaFrameSplitter, FramesWholeAndSplitEverywhere) {
   EXPECT_TRUE(t.boundary);
 }
 
+// With a bytes() method, every payload byte of frames not captured whole
+// arrives in order, whatever the pieces.
+struct Streamer {
+  std::vector<std::string>* frames;
+  std::string cur;
+  bool head(const FrameHead&) { return false; }
+  void bytes(const FrameHead&, uint64_t at, std::string_view piece) {
+    EXPECT_EQ(at, cur.size());
+    cur.append(piece);
+  }
+  void frame(const FrameHead& h, std::string_view) {
+    EXPECT_EQ(cur.size(), h.size);
+    frames->push_back(cur);
+    cur.clear();
+  }
+};
+
+TEST(KafkaFrameSplitter, PayloadBytesStreamWithoutCapture) {
+  const std::string wire = frame_of("first frame payload") + frame_of("") + frame_of("x") + frame_of(std::string(700, 'z'));
+  const std::vector<std::string> want = {"first frame payload", "", "x", std::string(700, 'z')};
+  for (uint32_t prefix : {1u, 4u, 512u}) {
+    for (size_t step : {size_t{1}, size_t{3}, size_t{64}, wire.size()}) {
+      FrameLimits limits;
+      limits.prefix_bytes = prefix;
+      FrameSplitter s(limits);
+      std::vector<std::string> frames;
+      Streamer st{&frames, {}};
+      for (size_t pos = 0; pos < wire.size(); pos += step) ASSERT_TRUE(s.feed(std::string_view(wire).substr(pos, step), st));
+      EXPECT_EQ(frames, want) << "prefix " << prefix << " step " << step;
+    }
+  }
+}
+
 TEST(KafkaFrameSplitter, GarbageAfterFramesIsTheNextFrame) {
   // The splitter cannot know garbage: the next 4 bytes are a size. A huge
   // one is refused with its offset.

@@ -131,6 +131,36 @@ inline StreamTrace run_stream(std::string_view data, size_t step) {
   return t;
 }
 
+// The same stream through a splitter that never captures: payload bytes
+// handed to bytes() must rebuild exactly the frames captured whole.
+inline std::vector<std::string> stream_payloads(std::string_view data, size_t step, bool capture) {
+  FrameLimits limits;
+  limits.max_frame = 1 << 20;
+  limits.prefix_bytes = 16;
+  FrameSplitter s(limits);
+  struct Sink {
+    bool capture;
+    std::vector<std::string>* out;
+    std::string cur;
+    bool head(const FrameHead&) { return capture; }
+    void bytes(const FrameHead&, uint64_t at, std::string_view p) {
+      check(!capture && at == cur.size());
+      cur.append(p);
+    }
+    void frame(const FrameHead& h, std::string_view payload) {
+      out->push_back(capture ? std::string(payload) : cur);
+      check(out->back().size() == h.size);
+      cur.clear();
+    }
+  };
+  std::vector<std::string> out;
+  Sink sink{capture, &out, {}};
+  for (size_t pos = 0; pos < data.size(); pos += step) {
+    if (!s.feed(data.substr(pos, step), sink)) break;
+  }
+  return out;
+}
+
 inline void fuzz_response(uint8_t api_pick, uint8_t version_pick, std::string_view body) {
   static constexpr int16_t kApis[] = {api::kApiVersions, api::kMetadata, api::kFindCoordinator, api::kDescribeCluster,
                                       api::kFetch, api::kProduce};
@@ -341,6 +371,7 @@ inline void fuzz_one(const uint8_t* bytes, size_t size) {
     const StreamTrace split = run_stream(data, step);
     check(whole.ok == split.ok);
     check(whole.events == split.events);
+    check(stream_payloads(data, step, false) == stream_payloads(data, data.empty() ? 1 : data.size(), true));
   } else if (mode == 1) {
     if (data.size() < 2) return;
     fuzz_response(static_cast<uint8_t>(data[0]), static_cast<uint8_t>(data[1]), data.substr(2));
