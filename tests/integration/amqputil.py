@@ -21,12 +21,15 @@ FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.network.dynamic_modu
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 
 
-def bootstrap(admin_port: int, broker_port: int, listeners: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+def bootstrap(admin_port: int, broker_port: int, listeners: Mapping[int, Mapping[str, Any]],
+              buffer_limit: int | None = None) -> dict[str, Any]:
     """Envoy bootstrap: one listener per {port: amqp filter config}, each evmesh.amqp -> tcp_proxy -> broker."""
 
     def listener(port: int, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        limit = {"per_connection_buffer_limit_bytes": buffer_limit} if buffer_limit else {}
         return {
             "name": f"amqp_{port}",
+            **limit,
             "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
             "filter_chains": [{"filters": [
                 {"name": "evmesh.amqp", "typed_config": {
@@ -54,12 +57,14 @@ def bootstrap(admin_port: int, broker_port: int, listeners: Mapping[int, Mapping
     }
 
 
-def start_sidecar(work: Path, broker: RabbitMQ, configs: list[Mapping[str, Any]]) -> tuple[Envoy, list[int]]:
+def start_sidecar(work: Path, broker: RabbitMQ, configs: list[Mapping[str, Any]],
+                  buffer_limit: int | None = None) -> tuple[Envoy, list[int]]:
     """Envoy with one AMQP listener per filter config; returns it and the listener ports (in order)."""
     admin = free_port()
     ports = [free_port() for _ in configs]
     path = work / "envoy.json"
-    path.write_text(json.dumps(bootstrap(admin, broker.port, dict(zip(ports, configs, strict=True))), indent=1))
+    cfg = bootstrap(admin, broker.port, dict(zip(ports, configs, strict=True)), buffer_limit)
+    path.write_text(json.dumps(cfg, indent=1))
     return start_envoy(path, admin, ports, work / "envoy.log"), ports
 
 
