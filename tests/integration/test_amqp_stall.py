@@ -5,7 +5,7 @@ per-connection buffer limit (Envoy's read high watermark)."""
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pika
 import pytest
