@@ -6,7 +6,10 @@ namespace evmesh::kafka {
 
 Status decode_request_header(std::string_view payload, bool is_whole_payload, RequestHeader* h, Error* err) {
   *h = RequestHeader{};
-  Reader r(payload, 4);  // errors carry frame offsets (after the size prefix)
+  // Errors carry frame offsets (after the size prefix). A prefix may be
+  // followed by more of the frame: a read past it asks for more, while a
+  // malformed field (negative length) is an error at once.
+  Reader r(payload, 4, is_whole_payload ? 0 : uint64_t{1} << 31);
   r.i16(&h->api_key);
   r.i16(&h->api_version);
   r.i32(&h->correlation_id);
@@ -18,7 +21,7 @@ Status decode_request_header(std::string_view payload, bool is_whole_payload, Re
     if (h->header_version >= 2) r.tagged_fields();
   }
   if (!r.ok()) {
-    if (!is_whole_payload) return Status::kNeedMore;
+    if (r.need_more()) return Status::kNeedMore;
     *err = r.error();
     return Status::kError;
   }

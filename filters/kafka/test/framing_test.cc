@@ -267,6 +267,11 @@ TEST(KafkaHeaders, MalformedRequestHeaders) {
   EXPECT_STREQ(err.reason, "negative api version");
   // too short to hold a header
   EXPECT_EQ(decode_request_header(std::string("\x00\x03", 2), true, &h, &err), Status::kError);
+  EXPECT_EQ(decode_request_header(std::string("\x00\x03", 2), false, &h, &err), Status::kNeedMore);
+  // a negative client id length is an error even in a prefix
+  std::string neg("\x00\x00\x00\x05\x00\x00\x00\x01\xff\xf0", 10);
+  EXPECT_EQ(decode_request_header(neg, false, &h, &err), Status::kError);
+  EXPECT_STREQ(err.reason, "negative string length");
 }
 
 TEST(KafkaHeaders, ResponseHeaderV0AndV1) {
