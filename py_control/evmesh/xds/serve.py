@@ -139,7 +139,7 @@ async def serve_spec(
             if new is not None:
                 publisher.publish(new)
     finally:
-        await server.stop(0.2)
+        await server.stop(0.5)
 
 
 class BackgroundXdsServer:
@@ -231,7 +231,7 @@ class BackgroundXdsServer:
     def stop(self) -> None:
         if self._loop is None:
             return
-        fut = asyncio.run_coroutine_threadsafe(self.server.stop(0), self._loop)
+        fut = asyncio.run_coroutine_threadsafe(self.server.stop(0.5), self._loop)
         try:
             fut.result(10)
         finally:

@@ -475,17 +475,16 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         return self.port
 
     async def stop(self, grace: float | None = 0.5) -> None:
-        """End every stream cleanly (status OK: Envoy keeps its config and reconnects), then stop."""
+        """Stop taking new streams, end every open one cleanly (status OK: Envoy keeps its config and
+        reconnects later), then stop; a stream still open after `grace` seconds is cancelled."""
         if self._grpc is None:
             return
+        server, self._grpc = self._grpc, None
+        stopping = asyncio.ensure_future(server.stop(grace))
+        await asyncio.sleep(0)  # the server refuses new RPCs from here on
         for stream in list(self._streams):
             stream._queue.put_nowait(("end", None))
-        for _ in range(50):
-            if not self._streams:
-                break
-            await asyncio.sleep(0.01)
-        await self._grpc.stop(grace)
-        self._grpc = None
+        await stopping
 
 
 def resources_by_type(snapshot: Snapshot) -> dict[str, Iterable[Resource]]:
