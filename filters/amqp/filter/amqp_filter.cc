@@ -133,18 +133,24 @@ void AmqpFilter::on_scheduled(uint64_t event_id) {
 }
 
 void AmqpFilter::maybe_release() {
-  if (closed_ || !holding_ || throttle_hold_ || gated_opens_ > 0 || c2s_.in_partial_frame() ||
-      awaiting_header_ > 0) {
-    return;  // still held, or the next read decides
-  }
-  // Hand the held buffer on to the next filters, in order, untouched.
+  if (closed_ || !holding_ || throttle_hold_ || gated_opens_ > 0) return;
+  // Hand the held buffer on to the next filters, in order, untouched. An
+  // undecided tail (a partial frame, a publish awaiting its header) is
+  // carried instead: reads may be disabled by now (buffer at its high
+  // watermark), so waiting for "the next read" could wait for ever.
   holding_ = false;
   held_ = 0;
-  rd_base_ = c2s_.offset();
-  rd_applied_.clear();
-  if (!pending_upstream_.empty() && c2s_.at_frame_boundary()) {
-    conn_.append_read(pending_upstream_);  // at a frame boundary: it goes last
-    pending_upstream_.clear();
+  const uint64_t cut = undecided_from();
+  if (cut != UINT64_MAX) {
+    conn_.read_chunks(chunks_.views());
+    carry_from(cut, chunks_.total());
+  } else {
+    rd_base_ = c2s_.offset();
+    rd_applied_.clear();
+    if (!pending_upstream_.empty() && c2s_.at_frame_boundary()) {
+      conn_.append_read(pending_upstream_);  // at a frame boundary: it goes last
+      pending_upstream_.clear();
+    }
   }
   conn_.continue_reading();
 }
@@ -205,6 +211,10 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
     protocol_error(true, c2s_);
     return EVM_NET_STOP_ITERATION;
   }
+  if (closed_) {
+    deltas_.flush(conn_.raw());
+    return EVM_NET_STOP_ITERATION;
+  }
   if (!pending_upstream_.empty() && c2s_.offset() >= sizeof(kProtocolHeader) && c2s_.at_frame_boundary() &&
       rd_drop_until_ <= c2s_.offset()) {
     rd_edits_.push_back({c2s_.offset(), c2s_.offset(), std::move(pending_upstream_)});
@@ -223,14 +233,7 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
       arm_timer(throttle_wait);
     }
   }
-  // The first stream offset whose verdict is still open (UINT64_MAX: none).
-  uint64_t cut = UINT64_MAX;
-  if (c2s_.in_partial_frame()) cut = c2s_.frame_start();
-  if (awaiting_header_ > 0) {
-    for (const auto& [id, ch] : channels_) {
-      if (ch.pub == Channel::Pub::kAwaitHeader && ch.method_start < cut) cut = ch.method_start;
-    }
-  }
+  const uint64_t cut = undecided_from();
   int status = EVM_NET_CONTINUE;
   held_ = 0;
   holding_ = false;
@@ -240,20 +243,7 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
     holding_ = true;
     status = EVM_NET_STOP_ITERATION;
   } else if (!end_stream && cut != UINT64_MAX) {
-    // Forward the decided prefix, carry the undecided tail.
-    const size_t cut_pos = std::min(rd_pos(cut), kept_total);
-    conn_.read_chunks(chunks_.views());
-    chunks_.copy_range(cut_pos, kept_total, &carry_);
-    std::string head;
-    if (cut_pos != 0) chunks_.copy_range(0, cut_pos, &head);
-    conn_.drain_read(kept_total);
-    conn_.append_read(head);
-    rd_base_ = cut;
-    std::vector<Applied> keep;
-    for (const Applied& a : rd_applied_) {
-      if (a.at > cut) keep.push_back(a);
-    }
-    rd_applied_.swap(keep);
+    carry_from(cut, kept_total);  // forward the decided prefix, carry the undecided tail
     throttle_hold_ = false;
   } else {
     rd_base_ = c2s_.offset();
@@ -263,6 +253,33 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
   flush_pending_to_client();
   deltas_.flush(conn_.raw());
   return status;
+}
+
+uint64_t AmqpFilter::undecided_from() const {
+  uint64_t cut = UINT64_MAX;
+  if (c2s_.in_partial_frame()) cut = c2s_.frame_start();
+  if (awaiting_header_ > 0) {
+    for (const auto& [id, ch] : channels_) {
+      if (ch.pub == Channel::Pub::kAwaitHeader && ch.method_start < cut) cut = ch.method_start;
+    }
+  }
+  return cut;
+}
+
+void AmqpFilter::carry_from(uint64_t cut, size_t kept_total) {
+  const size_t cut_pos = std::min(rd_pos(cut), kept_total);
+  conn_.read_chunks(chunks_.views());
+  chunks_.copy_range(cut_pos, kept_total, &carry_);
+  std::string head;
+  if (cut_pos != 0) chunks_.copy_range(0, cut_pos, &head);
+  conn_.drain_read(kept_total);
+  conn_.append_read(head);
+  rd_base_ = cut;
+  std::vector<Applied> keep;
+  for (const Applied& a : rd_applied_) {
+    if (a.at > cut) keep.push_back(a);
+  }
+  rd_applied_.swap(keep);
 }
 
 size_t AmqpFilter::hold_threshold() const {

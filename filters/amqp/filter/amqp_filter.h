@@ -145,6 +145,10 @@ class AmqpFilter : public NetworkFilter {
   void apply_read_edits(size_t total, size_t* kept_total);
   size_t rd_pos(uint64_t s) const;  // read-buffer position of a stream offset
   size_t hold_threshold() const;
+  // The first stream offset whose verdict is still open (UINT64_MAX: none).
+  uint64_t undecided_from() const;
+  // Forwards read-buffer bytes before `cut` and moves the rest into carry_.
+  void carry_from(uint64_t cut, size_t kept_total);
   void flush_pending_to_client();
   void protocol_error(bool c2s, const Parser& p);
   void on_tune_ok(uint32_t frame_max);

@@ -408,6 +408,24 @@ TEST(AmqpFilter, ThrottleHoldsReadsAndReleasesInOrder) {
   EXPECT_EQ(fake_envoy().schedulers, 0);  // deleted with the filter
 }
 
+TEST(AmqpFilter, ThrottleReleaseCarriesAPartialFrame) {
+  constexpr uint64_t kSec = 1000000000ull;
+  g_now = 2000 * kSec;
+  Harness h(R"({"stat_prefix": "t", "throttle": [{"exchange": "ex", "messages_per_second": 1}]})");
+  static_cast<AmqpFilterConfig*>(h.cfg.get())->set_clock(&fake_now);
+  const std::string m2 = message(1, "ex", "k", "2");
+  h.client_sends(handshake_c2s() + message(1, "ex", "k", "1") + message(1, "ex", "k", "x") + m2.substr(0, 9));
+  EXPECT_EQ(h.statuses.back(), EVM_NET_STOP_ITERATION);  // in debt, and ends inside a frame
+  g_now += 2 * kSec;
+  h.f->on_scheduled(1);
+  ASSERT_EQ(fake_envoy().continue_reading, 1);  // released without waiting for another read
+  h.upstream += fake_envoy().read_buf;
+  fake_envoy().read_buf.clear();
+  EXPECT_TRUE(h.upstream == handshake_c2s() + message(1, "ex", "k", "1") + message(1, "ex", "k", "x"));
+  h.client_sends(m2.substr(9));  // the carried partial frame comes back in front
+  EXPECT_TRUE(h.upstream == handshake_c2s() + message(1, "ex", "k", "1") + message(1, "ex", "k", "x") + m2);
+}
+
 TEST(AmqpFilter, ThrottleBytesPerSecond) {
   constexpr uint64_t kSec = 1000000000ull;
   g_now = 5 * kSec;
