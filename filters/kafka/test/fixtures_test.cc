@@ -25,7 +25,10 @@
 namespace evmesh::kafka {
 namespace {
 
-const std::string kDir = "filters/kafka/test/fixtures";
+// Tansu 0.6.0 (top level) and Apache Kafka 4.1.1 in KRaft mode (kafka4/).
+const std::string kTansu = "filters/kafka/test/fixtures";
+const std::string kKafka = "filters/kafka/test/fixtures/kafka4";
+const std::string kDirs[] = {kTansu, kKafka};
 
 std::vector<std::string> list(const std::string& dir, const std::string& suffix) {
   std::vector<std::string> out;
@@ -127,7 +130,7 @@ void check_walker(RecordsBodyWalker::Kind kind, int16_t v, std::string_view body
   EXPECT_EQ(c.bad_crc, 0u);
 }
 
-void replay(const std::string& conn, Totals* tot) {
+void replay(const std::string& kDir, const std::string& conn, Totals* tot) {
   SCOPED_TRACE(conn);
   const std::string c2s = testing::read_file(kDir + "/raw/" + conn + ".c2s");
   const std::string s2c = testing::read_file(kDir + "/raw/" + conn + ".s2c");
@@ -292,10 +295,12 @@ void replay(const std::string& conn, Totals* tot) {
 }
 
 TEST(KafkaFixtures, EveryCapturedConnectionReplays) {
+ for (const std::string& kDir : kDirs) {
+  SCOPED_TRACE(kDir);
   const auto conns = list(kDir + "/raw", ".c2s");
   ASSERT_GE(conns.size(), 20u);
   Totals tot;
-  for (const auto& c : conns) replay(c, &tot);
+  for (const auto& c : conns) replay(kDir, c, &tot);
   // Both clients produced 3 records (at least) to a topic per codec, with that codec.
   const char* codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
   for (int i = 0; i < 5; ++i) {
@@ -308,11 +313,18 @@ TEST(KafkaFixtures, EveryCapturedConnectionReplays) {
   }
   EXPECT_GE(tot.acks0, 1u);
   EXPECT_GE(tot.records_decoded, 60u);
-  for (const char* api : {"ApiVersions v3", "ApiVersions v4", "Metadata v12", "Produce v9", "Produce v10",
-                          "Fetch v12", "Fetch v16", "FindCoordinator v2", "FindCoordinator v6", "OffsetCommit v8",
-                          "OffsetCommit v9", "OffsetFetch v8", "OffsetFetch v9", "ListOffsets v7", "CreateTopics v4"}) {
+  for (const char* api : {"ApiVersions v3", "ApiVersions v4", "Produce v9", "Produce v10", "Fetch v12", "Fetch v16",
+                          "FindCoordinator v2", "FindCoordinator v6", "OffsetCommit v8", "OffsetCommit v9",
+                          "OffsetFetch v8", "OffsetFetch v9", "ListOffsets v7", "CreateTopics v4"}) {
     EXPECT_GE(tot.apis[api], 1) << api;
   }
+  if (kDir == kKafka) {
+    EXPECT_GE(tot.apis["Metadata v13"], 1);
+    EXPECT_GE(tot.apis["DescribeCluster v2"], 1);
+  } else {
+    EXPECT_GE(tot.apis["Metadata v12"], 1);
+  }
+ }
 }
 
 // The zero-copy path the filter takes: each direction fed in small pieces
@@ -379,6 +391,8 @@ struct Direction {
 };
 
 TEST(KafkaFixtures, ZeroCopyStreamingPathCountsTheSameRecords) {
+ for (const std::string& kDir : kDirs) {
+  SCOPED_TRACE(kDir);
   const auto conns = list(kDir + "/raw", ".c2s");
   std::map<std::string, uint64_t> streamed;
   for (const auto& conn : conns) {
@@ -402,10 +416,13 @@ TEST(KafkaFixtures, ZeroCopyStreamingPathCountsTheSameRecords) {
     EXPECT_GE(streamed[std::string("s2c:kp-") + codec], 3u) << codec;
   }
   EXPECT_GE(streamed["s2c:id"], 15u);
+ }
 }
 
 // The single-frame fixtures (first frame of each kind, named after it).
 TEST(KafkaFixtures, SingleFramesDecodeByTheirNames) {
+ for (const std::string& kDir : kDirs) {
+  SCOPED_TRACE(kDir);
   const auto names = list(kDir, ".c2s.bin");
   ASSERT_GE(names.size(), 30u);
   for (const auto& n : names) {
@@ -435,6 +452,40 @@ TEST(KafkaFixtures, SingleFramesDecodeByTheirNames) {
   ASSERT_EQ(f.coordinators.size(), 1u);
   EXPECT_EQ(f.coordinators[0].key.v, "g2");
   EXPECT_EQ(f.coordinators[0].node.host.v, "127.0.0.1");
+ }
+  // Apache Kafka's DescribeCluster v2 (the Java admin client): rewritten to a
+  // sidecar address and back, byte for byte.
+  const std::string dc = testing::read_file(kKafka + "/java_describe_cluster_v2.s2c.bin");
+  ResponseHeader rh;
+  Error err;
+  ASSERT_EQ(decode_response_header(std::string_view(dc).substr(4), 1, &rh, &err), Status::kOk);
+  const std::string body = dc.substr(4 + rh.size);
+  DescribeClusterResponse d;
+  ASSERT_TRUE(decode_describe_cluster_response(body, 2, &d, &err)) << err.describe();
+  EXPECT_EQ(d.consumed, body.size());
+  ASSERT_EQ(d.brokers.size(), 1u);
+  EXPECT_EQ(d.brokers[0].node_id, 1);
+  EXPECT_EQ(d.cluster_id.v, "q1Sh-9_ISia_zwGINzRvyQ");
+  EXPECT_EQ(encode_describe_cluster_response(d), body);
+  const int32_t kafka_port = d.brokers[0].port;
+  std::string out, back;
+  ASSERT_EQ(rewrite_broker_addresses(api::kDescribeCluster, 2, body,
+                                     [](int32_t, std::string_view, int32_t, std::string* h, int32_t* p) {
+                                       *h = "localhost";
+                                       *p = 19092;
+                                       return true;
+                                     },
+                                     &out, &err),
+            Rewrite::kRewritten);
+  ASSERT_EQ(rewrite_broker_addresses(api::kDescribeCluster, 2, out,
+                                     [&](int32_t, std::string_view, int32_t, std::string* h, int32_t* p) {
+                                       *h = "127.0.0.1";
+                                       *p = kafka_port;
+                                       return true;
+                                     },
+                                     &back, &err),
+            Rewrite::kRewritten);
+  EXPECT_EQ(back, body);
 }
 
 }  // namespace

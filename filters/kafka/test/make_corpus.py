@@ -70,11 +70,20 @@ def main():
     for old in OUT.glob("seed_*"):
         old.unlink()
     seeds = {}
-    for n, c2s in enumerate(sorted((FIX / "raw").glob("*.c2s"))):
+    for tag, fix in (("", FIX), ("k4_", FIX / "kafka4")):
+        add_seeds(seeds, tag, fix)
+    malformed(seeds)
+    for name, data in seeds.items():
+        (OUT / name).write_bytes(data)
+    print(len(seeds), "seeds in", OUT)
+
+
+def add_seeds(seeds, tag, fix):
+    for n, c2s in enumerate(sorted((fix / "raw").glob("*.c2s"))):
         data = c2s.read_bytes()[:8192]
-        seeds[f"seed_stream_{c2s.stem}"] = bytes([(n % 23) << 2]) + data
-    for req in sorted(FIX.glob("*.c2s.bin")):
-        stem = req.name[: -len(".c2s.bin")]
+        seeds[f"seed_stream_{tag}{c2s.stem}"] = bytes([(n % 23) << 2]) + data
+    for req in sorted(fix.glob("*.c2s.bin")):
+        stem = tag + req.name[: -len(".c2s.bin")]
         key, ver, body = request_body(req.read_bytes())
         if key == 0:
             seeds[f"seed_produce_{stem}"] = bytes([1, PICK[0], ver]) + body
@@ -85,7 +94,7 @@ def main():
                 bad[-1] ^= 0xFF
                 seeds[f"seed_records_badcrc_{stem}_{j}"] = bytes([2]) + bytes(bad)
                 seeds[f"seed_records_truncated_{stem}_{j}"] = bytes([2]) + blob[: len(blob) // 2]
-        resp = FIX / f"{stem}.s2c.bin"
+        resp = fix / f"{req.name[: -len('.c2s.bin')]}.s2c.bin"
         if key in PICK and key != 0 and resp.exists():
             r = resp.read_bytes()
             hv1 = key != 18 and ver >= FLEX_FROM[key]
@@ -93,7 +102,9 @@ def main():
             seeds[f"seed_response_{stem}"] = bytes([1, PICK[key], ver]) + r[i:]
             if key == 1:
                 seeds[f"seed_walk_{stem}"] = bytes([3 | (len(seeds) % 23) << 2, ver * 2 + 1]) + r[i:]
-    # Malformed streams.
+
+
+def malformed(seeds):
     seeds["seed_bad_negative_size"] = b"\x00" + b"\xff\xff\xff\xfe" + b"x" * 8
     seeds["seed_bad_huge_size"] = b"\x04" + b"\x7f\xff\xff\xff" + b"x" * 8
     seeds["seed_bad_truncated_header"] = b"\x08" + b"\x00\x00\x00\x05\x00\x03\x00\x0c\x00"
@@ -102,9 +113,6 @@ def main():
     seeds["seed_zero_frame"] = b"\x00" + b"\x00\x00\x00\x00" * 3
     seeds["seed_bad_metadata_count"] = bytes([1, 1, 12]) + b"\x00\x00\x00\x00\xff\xff\xff\xff\x07"
     seeds["seed_bad_records_magic"] = bytes([2]) + b"\x00" * 8 + b"\x00\x00\x00\x40" + b"\x00" * 4 + b"\x07"
-    for name, data in seeds.items():
-        (OUT / name).write_bytes(data)
-    print(len(seeds), "seeds in", OUT)
 
 
 if __name__ == "__main__":
