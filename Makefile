@@ -29,7 +29,9 @@ setup-venv:
 build:
 	@$(BAZEL) build //filters/module:libevmesh.so //filters/module:libevmesh_check.so
 	@mkdir -p $(MODULES)
-	@install -m 0755 bazel-bin/filters/module/libevmesh.so bazel-bin/filters/module/libevmesh_check.so $(MODULES)/
+	@# copy, then rename into place: an Envoy starting meanwhile never dlopens a half-written file
+	@for f in libevmesh.so libevmesh_check.so; do \
+	  install -m 0755 bazel-bin/filters/module/$$f $(MODULES)/.$$f.tmp && mv -f $(MODULES)/.$$f.tmp $(MODULES)/$$f; done
 	@echo "modules in $(MODULES)"
 
 test-cc:
