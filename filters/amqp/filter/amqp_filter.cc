@@ -383,6 +383,7 @@ void AmqpFilter::on_client_frame(const Frame& f) {
           if (mt.id() == kBasicConsume) {
             if (mt.bit(kNoWait)) {
               if (consumers_.size() < kMaxConsumers) consumers_[std::string(mt.consumer_tag)] = q;
+              last_tag_.clear();
             } else {
               ch.pending_consumes.push_back(q);
             }
@@ -689,9 +690,13 @@ void AmqpFilter::on_server_frame(const Frame& f, uint64_t base) {
       const Method& mt = *f.method;
       switch (mt.id()) {
         case kBasicDeliver: {
-          auto it = consumers_.find(std::string(mt.consumer_tag));
-          ch.delivery_group =
-              it != consumers_.end() ? it->second : static_cast<uint32_t>(config_.cfg().queues.other());
+          if (mt.consumer_tag != last_tag_) {
+            auto it = consumers_.find(std::string(mt.consumer_tag));
+            last_tag_.assign(mt.consumer_tag.data(), mt.consumer_tag.size());
+            last_tag_group_ =
+                it != consumers_.end() ? it->second : static_cast<uint32_t>(config_.cfg().queues.other());
+          }
+          ch.delivery_group = last_tag_group_;
           ch.delivering = true;
           deltas_.add(m.queues[ch.delivery_group].delivered_msgs);
           break;
@@ -716,17 +721,26 @@ void AmqpFilter::on_server_frame(const Frame& f, uint64_t base) {
         case kBasicConsumeOk:
           if (!ch.pending_consumes.empty()) {
             if (consumers_.size() < kMaxConsumers) consumers_[std::string(mt.consumer_tag)] = ch.pending_consumes.front();
-            ch.pending_consumes.pop_front();
+            ch.pending_consumes.erase(ch.pending_consumes.begin());
+            last_tag_.clear();
           }
           break;
         case kBasicCancel:
         case kBasicCancelOk:
           consumers_.erase(std::string(mt.consumer_tag));
+          last_tag_.clear();
           break;
         case kChannelClose:
           if (mt.reply_code != 200) deltas_.add(m.server_channel_errors);
           if (ch.pub == Channel::Pub::kAwaitHeader && config_.cfg().max_body_size) --awaiting_header_;
           ch.pub = Channel::Pub::kIdle;
+          break;
+        case kChannelCloseOk:
+          // The client's own close is complete: forget the channel (bounds channels_).
+          if (!ch.client_denied && !ch.open_gated && ch.pub != Channel::Pub::kAwaitHeader) {
+            channels_.erase(f.channel);
+            return;
+          }
           break;
         default:
           break;

@@ -36,7 +36,6 @@
 // Other channels are untouched throughout.
 #pragma once
 
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -130,7 +129,7 @@ class AmqpFilter : public NetworkFilter {
     uint64_t method_start = 0, method_len = 0;  // the held publish method
     int throttle_rule = -1;                     // of the publish in progress
     bool open_gated = false;                    // a client channel.open waits for the broker's Close-Ok
-    std::deque<uint32_t> pending_consumes;      // queue groups awaiting consume-ok
+    std::vector<uint32_t> pending_consumes;     // queue groups awaiting consume-ok (FIFO, short)
   };
 
   void on_client_frame(const Frame& f);
@@ -168,6 +167,8 @@ class AmqpFilter : public NetworkFilter {
   codec::ChunkList chunks_;
   std::unordered_map<uint16_t, Channel> channels_;
   std::unordered_map<std::string, uint32_t> consumers_;  // consumer tag -> queue group (bounded)
+  std::string last_tag_;           // one-entry cache in front of consumers_ (no allocation per delivery)
+  uint32_t last_tag_group_ = 0;
 
   // Read side.
   size_t held_ = 0;                // read-buffer bytes parsed and held back by StopIteration
