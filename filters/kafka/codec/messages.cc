@@ -9,6 +9,14 @@ namespace {
 
 constexpr int16_t kUnsupportedVersion = 35;
 
+// Versions above what a decoder knows have unknown layouts: refuse them
+// (the header was parsed; the filter passes such a frame untouched).
+bool unsupported(int16_t version, int16_t max, size_t base, Error* err) {
+  if (version >= 0 && version <= max) return false;
+  *err = Error{base, "unsupported api version"};
+  return true;
+}
+
 bool finish(Reader& r, size_t* consumed, Error* err) {
   if (!r.ok()) {
     *err = r.error();
@@ -77,6 +85,7 @@ void write_brokers(Writer& w, bool flex, int16_t rack_from, int16_t fenced_from,
 bool decode_api_versions_response(std::string_view body, int16_t version, ApiVersionsResponse* out, Error* err,
                                   size_t base) {
   *out = ApiVersionsResponse{};
+  if (unsupported(version, 4, base, err)) return false;
   if (version >= 3 && body.size() >= 2 && static_cast<int16_t>(load_be16(body.data())) == kUnsupportedVersion) {
     version = 0;  // the broker fell back to a v0 body
   }
@@ -131,6 +140,7 @@ int cap_to_decodable(std::string* body, const ApiVersionsResponse& r, int16_t ma
 bool decode_metadata_response(std::string_view body, int16_t version, bool with_topics, MetadataResponse* out,
                               Error* err, size_t base) {
   *out = MetadataResponse{};
+  if (unsupported(version, 13, base, err)) return false;
   out->version = version;
   const bool flex = version >= 9;
   Reader r(body, base);
@@ -196,6 +206,7 @@ std::string encode_metadata_response(const MetadataResponse& m) {
 bool decode_find_coordinator_response(std::string_view body, int16_t version, FindCoordinatorResponse* out,
                                       Error* err, size_t base) {
   *out = FindCoordinatorResponse{};
+  if (unsupported(version, 6, base, err)) return false;
   out->version = version;
   const bool flex = version >= 3;
   Reader r(body, base);
@@ -261,6 +272,7 @@ std::string encode_find_coordinator_response(const FindCoordinatorResponse& f) {
 bool decode_describe_cluster_response(std::string_view body, int16_t version, DescribeClusterResponse* out,
                                       Error* err, size_t base) {
   *out = DescribeClusterResponse{};
+  if (unsupported(version, 2, base, err)) return false;
   out->version = version;
   Reader r(body, base);
   r.i32(&out->throttle_time_ms);
@@ -311,6 +323,9 @@ Rewrite rewrite_broker_addresses(int16_t api_key, int16_t version, std::string_v
                                  std::string* out, Error* err, size_t base) {
   // Hosts are stored first and pointed to afterwards (the vector must not
   // reallocate under the views): reserve one per endpoint before mapping.
+  if (api_key == api::kMetadata || api_key == api::kFindCoordinator || api_key == api::kDescribeCluster) {
+    if (version < 0 || version > max_decodable_version(api_key, true)) return Rewrite::kUnsupportedVersion;
+  }
   std::vector<std::string> store;
   bool changed = false;
   auto apply = [&](std::vector<BrokerEndpoint*>& eps) {
@@ -373,6 +388,7 @@ void produce_prologue(Reader& r, int16_t version, ProduceRequest* p) {
 
 bool decode_produce_request(std::string_view body, int16_t version, ProduceRequest* out, Error* err, size_t base) {
   *out = ProduceRequest{};
+  if (unsupported(version, 13, base, err)) return false;
   const bool flex = version >= 9;
   Reader r(body, base);
   produce_prologue(r, version, out);
@@ -403,6 +419,8 @@ bool decode_produce_request(std::string_view body, int16_t version, ProduceReque
 }
 
 bool produce_acks(std::string_view body, int16_t version, int16_t* acks, Error* err, size_t base) {
+  *acks = 0;
+  if (unsupported(version, 13, base, err)) return false;
   ProduceRequest p;
   Reader r(body, base);
   produce_prologue(r, version, &p);
@@ -442,6 +460,7 @@ std::string encode_produce_request(const ProduceRequest& p, int16_t version) {
 bool decode_produce_response(std::string_view body, int16_t version, ProduceResponse* out, Error* err,
                              size_t base) {
   *out = ProduceResponse{};
+  if (unsupported(version, 13, base, err)) return false;
   const bool flex = version >= 9;
   Reader r(body, base);
   int32_t nt = 0;
@@ -585,6 +604,7 @@ std::string splice_array(std::string_view body, const ArraySpan& a, const std::v
 
 bool decode_fetch_request(std::string_view body, int16_t version, FetchRequest* out, Error* err, size_t base) {
   *out = FetchRequest{};
+  if (unsupported(version, 17, base, err)) return false;
   const bool flex = version >= 12;
   Reader r(body, base);
   int32_t replica = 0;
@@ -683,6 +703,7 @@ std::string fetch_error_topics(const std::vector<FetchRequestTopic>& topics, int
 
 bool decode_fetch_response(std::string_view body, int16_t version, FetchResponse* out, Error* err, size_t base) {
   *out = FetchResponse{};
+  if (unsupported(version, 17, base, err)) return false;
   const bool flex = version >= 12;
   Reader r(body, base);
   if (version >= 1) {

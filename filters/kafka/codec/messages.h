@@ -6,7 +6,8 @@
 // count is checked against the bytes remaining before anything is stored).
 //
 // Versions: every version in the Kafka 4.x specs, and the older ones still
-// sent to older brokers where the layout is known (see each decoder).
+// sent to older brokers where the layout is known (see each decoder). A
+// version above max_decodable_version() fails with "unsupported api version".
 #pragma once
 
 #include <cstdint>
@@ -131,10 +132,11 @@ std::string encode_describe_cluster_response(const DescribeClusterResponse& r);
 // stay alive until the call returns) and return true to change it.
 using AddressMapper = std::function<bool(int32_t node_id, std::string_view host, int32_t port, std::string* new_host,
                                          int32_t* new_port)>;
-enum class Rewrite : uint8_t { kUnchanged, kRewritten, kNotApplicable, kError };
+enum class Rewrite : uint8_t { kUnchanged, kRewritten, kNotApplicable, kUnsupportedVersion, kError };
 // For Metadata, FindCoordinator and DescribeCluster response bodies: decodes,
 // maps every address and, if any changed, writes the re-encoded body to *out.
-// kNotApplicable for other api keys.
+// kNotApplicable for other api keys; kUnsupportedVersion above the versions
+// known here (prevent it with cap_to_decodable() on ApiVersions).
 Rewrite rewrite_broker_addresses(int16_t api_key, int16_t version, std::string_view body, const AddressMapper& map,
                                  std::string* out, Error* err, size_t base = 0);
 

@@ -54,6 +54,8 @@ bool records_length(Reader& r, bool flex, int64_t* n) {
 
 bool RecordsBodyWalker::feed(std::string_view piece, WalkSink& sink) {
   if (state_ == State::kFailed) return false;
+  const int16_t max = kind_ == Kind::kProduceRequest ? 13 : 17;
+  if (version_ < 0 || version_ > max) return fail(0, "unsupported api version");
   if (piece.size() > body_size_ - pos_ - buf_.size()) return fail(pos_ + buf_.size(), "more bytes than the body");
 
   // Parses the group of the current structural state from `in`.

@@ -253,6 +253,35 @@ TEST(KafkaHeaders, UnknownApiKeyParsesHeaderAndLeavesTheBody) {
   EXPECT_EQ(h.size, 11u);
 }
 
+TEST(KafkaHeaders, UnknownKeysAndVersionsKeepTheStreamInStep) {
+  // Metadata v99 and api key 500 between two known requests: headers parsed,
+  // bodies skipped by the frame size.
+  const std::string wire = make_frame({}, request_payload(api::kMetadata, 12, 1, Str::of("c"), std::string(9, 'm'))) +
+                           make_frame({}, request_payload(api::kMetadata, 99, 2, Str::of("c"), "??")) +
+                           make_frame({}, request_payload(500, 0, 3, Str::of("c"), std::string(300, 'u'))) +
+                           make_frame({}, request_payload(api::kProduce, 9, 4, Str::none(), "p"));
+  struct Sink {
+    std::vector<std::string> got;
+    bool head(const FrameHead& h) {
+      RequestHeader rh;
+      Error err;
+      EXPECT_EQ(decode_request_header(h.prefix, h.prefix.size() == h.size, &rh, &err), Status::kOk);
+      got.push_back(std::to_string(rh.api_key) + "v" + std::to_string(rh.api_version) + "#" +
+                    std::to_string(rh.correlation_id) + (rh.known ? "" : "?") + "+" +
+                    std::to_string(h.size - rh.size));
+      return false;
+    }
+    void frame(const FrameHead&, std::string_view) {}
+  };
+  for (size_t step : {size_t{1}, size_t{5}, wire.size()}) {
+    FrameSplitter s;
+    Sink sink;
+    for (size_t pos = 0; pos < wire.size(); pos += step) ASSERT_TRUE(s.feed(std::string_view(wire).substr(pos, step), sink));
+    EXPECT_TRUE(s.at_frame_boundary());
+    EXPECT_EQ(sink.got, (std::vector<std::string>{"3v12#1+9", "3v99#2+2", "500v0#3?+300", "0v9#4+1"}));
+  }
+}
+
 TEST(KafkaHeaders, MalformedRequestHeaders) {
   RequestHeader h;
   Error err;

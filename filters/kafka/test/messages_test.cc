@@ -689,6 +689,24 @@ TEST(KafkaFetchRequest, EveryVersionAndDroppingADeniedTopic) {
   }
 }
 
+TEST(KafkaMessages, UnknownVersionsAreRefusedNotMisread) {
+  Error err;
+  MetadataResponse m;
+  EXPECT_FALSE(decode_metadata_response(metadata_body(13), 14, true, &m, &err, 8));
+  EXPECT_STREQ(err.reason, "unsupported api version");
+  EXPECT_EQ(err.offset, 8u);
+  ProduceRequest p;
+  EXPECT_FALSE(decode_produce_request(produce_body(13), 14, &p, &err));
+  EXPECT_FALSE(decode_produce_request(produce_body(13), -1, &p, &err));
+  FetchResponse f;
+  EXPECT_FALSE(decode_fetch_response(fetch_body(17), 18, &f, &err));
+  std::string out;
+  EXPECT_EQ(rewrite_broker_addresses(api::kMetadata, 14, metadata_body(13), to_sidecar(), &out, &err),
+            Rewrite::kUnsupportedVersion);
+  EXPECT_EQ(rewrite_broker_addresses(api::kDescribeCluster, 3, describe_cluster_body(2), to_sidecar(), &out, &err),
+            Rewrite::kUnsupportedVersion);
+}
+
 TEST(KafkaMessages, MaxDecodableVersions) {
   EXPECT_EQ(max_decodable_version(api::kProduce, false), 13);
   EXPECT_EQ(max_decodable_version(api::kProduce, true), 13);

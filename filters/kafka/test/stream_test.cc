@@ -180,6 +180,11 @@ TEST(KafkaStreamWalker, ProduceErrors) {
   r = check_all_splits(Kind::kProduceRequest, 8, body);
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("records length exceeds frame"), std::string::npos) << r.error;
+  // A version whose layout is unknown.
+  RecordsBodyWalker v14(Kind::kProduceRequest, 14, 10);
+  Recorder r14;
+  EXPECT_FALSE(v14.feed("0123456789", r14));
+  EXPECT_STREQ(v14.error().reason, "unsupported api version");
   // More bytes than the body.
   RecordsBodyWalker wk(Kind::kProduceRequest, 9, 3);
   Recorder rec;
