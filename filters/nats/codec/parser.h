@@ -138,6 +138,22 @@ bool Parser::feed_impl(std::string_view data, Sink& sink, bool stop_at_boundary,
         sink(static_cast<const Frame&>(f));
         scratch_.clear();
         if (f.has_payload) {
+          if (f.payload_len + 2 <= data.size()) {
+            // Fast path: the whole payload and its CRLF are in this piece.
+            const char* end = data.data() + f.payload_len;
+            if (end[0] != '\r' || end[1] != '\n') {
+              offset_ += f.payload_len + (end[0] == '\r' ? 1 : 0);
+              return fail("payload not followed by CRLF", "Unknown Protocol Operation",
+                          data.substr(f.payload_len + (end[0] == '\r' ? 1 : 0)));
+            }
+            offset_ += f.payload_len + 2;
+            data.remove_prefix(f.payload_len + 2);
+            if (stop_at_boundary) {
+              *used = size - data.size();
+              return true;
+            }
+            break;
+          }
           remaining_ = f.payload_len;
           state_ = remaining_ == 0 ? State::kPayloadCR : State::kPayload;
         } else if (stop_at_boundary) {
