@@ -34,7 +34,7 @@ constexpr CrcTables kCrc = make_crc_tables();
 
 }  // namespace
 
-uint32_t crc32c(const void* data, size_t n, uint32_t crc) {
+uint32_t crc32c_portable(const void* data, size_t n, uint32_t crc) {
   const auto* p = static_cast<const uint8_t*>(data);
   crc = ~crc;
   while (n >= 8) {
@@ -48,6 +48,43 @@ uint32_t crc32c(const void* data, size_t n, uint32_t crc) {
   }
   while (n--) crc = (crc >> 8) ^ kCrc[0][(crc ^ *p++) & 0xff];
   return ~crc;
+}
+
+#if defined(__x86_64__)
+namespace {
+
+// The SSE4.2 crc32 instruction computes exactly CRC-32C (same polynomial,
+// reflected): 8 bytes per instruction.
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42(const void* data, size_t n, uint32_t crc) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint64_t c = ~crc;
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+
+bool have_sse42() {
+  __builtin_cpu_init();  // static initialisers may run before libgcc's
+  return __builtin_cpu_supports("sse4.2");
+}
+
+const bool kHaveSse42 = have_sse42();
+
+}  // namespace
+#endif
+
+uint32_t crc32c(const void* data, size_t n, uint32_t crc) {
+#if defined(__x86_64__)
+  if (kHaveSse42) return crc32c_sse42(data, n, crc);
+#endif
+  return crc32c_portable(data, n, crc);
 }
 
 const char* compression_name(int codec) {

@@ -30,7 +30,16 @@ TEST(KafkaCrc32c, KnownVectorsAndChaining) {
   const uint32_t whole = crc32c(long_text.data(), long_text.size());
   for (size_t cut = 0; cut <= long_text.size(); cut += 13) {
     EXPECT_EQ(crc32c(long_text.data() + cut, long_text.size() - cut, crc32c(long_text.data(), cut)), whole);
+    EXPECT_EQ(crc32c_portable(long_text.data() + cut, long_text.size() - cut, crc32c_portable(long_text.data(), cut)),
+              whole);
   }
+  // The hardware and table paths agree on every length and alignment.
+  for (size_t off = 0; off < 8; ++off) {
+    for (size_t n = 0; n + off <= 80; ++n) {
+      EXPECT_EQ(crc32c(long_text.data() + off, n, 0x1234), crc32c_portable(long_text.data() + off, n, 0x1234));
+    }
+  }
+  EXPECT_EQ(crc32c_portable("123456789", 9), 0xE3069283u);
 }
 
 // Decodes every record of every batch of a blob; returns "key=value[h]" lines.
