@@ -86,8 +86,8 @@ bool decode_api_versions_response(std::string_view body, int16_t version, ApiVer
                                   size_t base) {
   *out = ApiVersionsResponse{};
   if (unsupported(version, 4, base, err)) return false;
-  if (version >= 3 && body.size() >= 2 && static_cast<int16_t>(load_be16(body.data())) == kUnsupportedVersion) {
-    version = 0;  // the broker fell back to a v0 body
+  if (version >= 1 && body.size() >= 2 && static_cast<int16_t>(load_be16(body.data())) == kUnsupportedVersion) {
+    version = 0;  // the broker refused the version and fell back to a v0 body
   }
   out->version = version;
   const bool flex = version >= 3;

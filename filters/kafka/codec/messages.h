@@ -36,8 +36,8 @@ struct ApiVersionsResponse {
   std::vector<ApiVersionRange> api_keys;
   int32_t throttle_time_ms = 0;
 };
-// A broker answers an unsupported ApiVersions version with error 35 in a v0
-// body; that is recognised and decoded as v0.
+// A broker answers an unsupported ApiVersions version with error 35
+// (UNSUPPORTED_VERSION) in a v0 body; that is recognised and decoded as v0.
 bool decode_api_versions_response(std::string_view body, int16_t version, ApiVersionsResponse* out, Error* err,
                                   size_t base = 0);
 // Caps the advertised max version of `api_key` to `max` in place (body bytes).

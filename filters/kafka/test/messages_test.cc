@@ -367,6 +367,8 @@ TEST(KafkaApiVersionsResponse, EveryVersionAndTheV0Fallback) {
   EXPECT_EQ(a.version, 0);
   EXPECT_EQ(a.error_code, 35);
   EXPECT_EQ(a.consumed, v0.size());
+  ASSERT_TRUE(decode_api_versions_response(v0, 2, &a, &err)) << err.describe();
+  EXPECT_EQ(a.version, 0);
 }
 
 // ---- Produce -------------------------------------------------------------------
