@@ -75,6 +75,16 @@ fuzz:
 	cd build/fuzz && ./amqp_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	  corpus_amqp ../../filters/amqp/test/corpus/amqp_parser || true
 	@echo "new inputs in build/fuzz/corpus_amqp; crashes as build/fuzz/crash-*: commit reproducers to the corpus"
+	@mkdir -p build/fuzz/corpus_amqp_filter
+	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
+	  filters/amqp/test/fuzz_filter.cc filters/amqp/test/fake_envoy.cc filters/amqp/filter/amqp_filter.cc \
+	  filters/amqp/policy/config.cc filters/amqp/policy/topic.cc filters/amqp/codec/frame_parser.cc \
+	  filters/amqp/codec/methods.cc filters/amqp/codec/content_header.cc filters/amqp/codec/field_table.cc \
+	  filters/common/config/json_config.cc filters/common/envoy/metrics.cc filters/common/envoy/module.cc \
+	  filters/common/envoy/delayed_commits.cc -lpthread -o build/fuzz/amqp_filter
+	cd build/fuzz && ./amqp_filter -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	  corpus_amqp_filter ../../filters/amqp/test/corpus/amqp_filter || true
+	@echo "new inputs in build/fuzz/corpus_amqp_filter; crashes as build/fuzz/crash-*: commit reproducers to the corpus"
 
 clean:
 	@$(BAZEL) clean

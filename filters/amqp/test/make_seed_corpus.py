@@ -91,3 +91,48 @@ for name, (sel, data) in seeds.items():
     with open(os.path.join(OUT, name), "wb") as f:
         f.write(bytes([sel]) + data)
 print(f"{len(seeds)} seeds in {OUT}")
+
+# ---- the filter fuzz target: setup byte, then records [op][len][bytes] (op 0 client, 1 broker, 0xFE release)
+FOUT = "filters/amqp/test/corpus/amqp_filter"
+
+
+def records(setup, steps):
+    out = bytearray([setup])
+    for op, data in steps:
+        for i in range(0, max(len(data), 1), 255):
+            piece = data[i:i + 255]
+            out += bytes([op, len(piece)]) + piece
+    return bytes(out)
+
+
+def close(ch, code, text, c=60, m=40): return method(ch, 20, 40, struct.pack(">H", code) + ss(text) + struct.pack(">HH", c, m))
+def close_ok(ch): return method(ch, 20, 41)
+
+
+hs = PROTO + method(0, 10, 11, ls(b"") + ss(b"PLAIN") + ls(b"\x00guest\x00pw") + ss(b"en_US")) \
+    + method(0, 10, 31, struct.pack(">HIH", 2047, 4096, 0)) + method(0, 10, 40, ss(b"/") + ss(b"") + b"\x00") \
+    + method(1, 20, 10, ss(b"")) + method(2, 20, 10, ss(b""))
+server_hs = method(0, 10, 10, b"\x00\x09" + ls(b"") + ls(b"PLAIN") + ls(b"en_US")) \
+    + method(0, 10, 30, struct.pack(">HIH", 2047, 0, 60)) + method(0, 10, 41, ss(b"")) + method(1, 20, 11, ls(b""))
+msg_ok = publish(2, b"x", b"a.b") + header(2, 3) + body(2, b"abc")
+msg_denied = publish(1, b"x", b"secret.k") + header(1, 2) + body(1, b"zz")
+msg_big = publish(1, b"x", b"a") + header(1, 200) + body(1, b"b" * 200)
+deliver = method(1, 60, 60, ss(b"t") + struct.pack(">Q", 1) + b"\x00" + ss(b"x") + ss(b"k")) + header(1, 1) + body(1, b"d")
+filter_seeds = {
+    "pass": (0, [(0, hs + msg_ok), (1, server_hs)]),
+    "deny_then_reopen": (0, [(1, server_hs), (0, hs + msg_denied + msg_ok), (1, deliver + close_ok(1)),
+                             (0, close_ok(1) + method(1, 20, 10, ss(b""))), (1, method(1, 20, 11, ls(b"")))]),
+    "reopen_before_close_ok": (5, [(0, hs + msg_denied), (0, close_ok(1) + method(1, 20, 10, ss(b"")) + msg_ok),
+                                   (1, close_ok(1)), (0xFE, b""), (0, msg_ok)]),
+    "crossing_close": (0, [(0, hs + msg_denied), (1, close(1, 404, b"NOT_FOUND") + close_ok(1)), (0, frame(8, 0, b""))]),
+    "body_limit": (6, [(0, hs + msg_big + msg_ok)]),
+    "consume_denied": (1, [(0, hs + method(1, 60, 20, struct.pack(">H", 0) + ss(b"private.x") + ss(b"") + b"\x00" + ls(b"")))]),
+    "split_everything": (15, [(0, bytes([b])) for b in (hs + msg_denied + msg_ok)]),
+    "bad_client": (0, [(0, hs + frame(1, 1, b"\x00"))]),
+    "bad_server": (0, [(1, frame(9, 0, b""))]),
+}
+os.makedirs(FOUT, exist_ok=True)
+for name, (setup, steps) in filter_seeds.items():
+    with open(os.path.join(FOUT, name), "wb") as f:
+        f.write(records(setup, steps))
+print(f"{len(filter_seeds)} seeds in {FOUT}")
