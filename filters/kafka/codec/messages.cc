@@ -201,6 +201,24 @@ std::string encode_metadata_response(const MetadataResponse& m) {
   return out;
 }
 
+void TopicNames::learn(const MetadataResponse& m) {
+  for (const MetadataTopic& t : m.topics) {
+    if (t.topic_id.is_zero() || t.name.null || t.error_code != 0) continue;
+    auto [it, inserted] = names_.insert_or_assign(t.topic_id, std::string(t.name.v));
+    if (!inserted) continue;
+    order_.push_back(t.topic_id);
+    if (names_.size() > max_) {
+      names_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+}
+
+const std::string* TopicNames::find(const Uuid& id) const {
+  auto it = names_.find(id);
+  return it == names_.end() ? nullptr : &it->second;
+}
+
 // ---- FindCoordinator ---------------------------------------------------------
 
 bool decode_find_coordinator_response(std::string_view body, int16_t version, FindCoordinatorResponse* out,

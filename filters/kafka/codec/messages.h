@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,6 +90,24 @@ struct MetadataResponse {
 bool decode_metadata_response(std::string_view body, int16_t version, bool with_topics, MetadataResponse* out,
                               Error* err, size_t base = 0);
 std::string encode_metadata_response(const MetadataResponse& m);
+
+// Topic id -> name, learned from Metadata v10+ responses (decoded with_topics),
+// to name the topics of Produce v13 / Fetch v13+ (which send ids only).
+// Bounded: beyond max_entries the oldest learned id is forgotten. Not
+// thread-safe: one per worker, or guard it.
+class TopicNames {
+ public:
+  explicit TopicNames(size_t max_entries = 65536) : max_(max_entries) {}
+  void learn(const MetadataResponse& m);
+  // nullptr when unknown (ask Metadata, or refuse: the policy decides).
+  const std::string* find(const Uuid& id) const;
+  size_t size() const { return names_.size(); }
+
+ private:
+  size_t max_;
+  std::map<Uuid, std::string> names_;
+  std::deque<Uuid> order_;
+};
 
 // ---- FindCoordinator response (v0-3 one coordinator, v4+ an array) -----------
 

@@ -75,10 +75,8 @@ struct Totals {
   uint64_t records_decoded = 0;
   uint64_t responses = 0;
   uint64_t acks0 = 0;
-  std::map<std::string, std::string> topic_names;  // topic id bytes -> name, from Metadata v10+
+  TopicNames topic_names;  // from Metadata v10+, for Fetch v13+ (ids only)
 };
-
-std::string id_key(const Uuid& u) { return std::string(reinterpret_cast<const char*>(u.b), 16); }
 
 void walk_batches(std::string_view blob, bool fetch, uint64_t* decoded) {
   BatchIterator it(blob, fetch);
@@ -240,9 +238,7 @@ void replay(const std::string& kDir, const std::string& conn, Totals* tot) {
           EXPECT_EQ(m.consumed, body.size());
           EXPECT_EQ(encode_metadata_response(m), body);
           ASSERT_EQ(m.brokers.size(), 1u);
-          for (const auto& t : m.topics) {
-            if (!t.topic_id.is_zero() && !t.name.null) tot->topic_names[id_key(t.topic_id)] = std::string(t.name.v);
-          }
+          tot->topic_names.learn(m);
           EXPECT_EQ(m.brokers[0].host.v, "127.0.0.1");
         } else if (req.api_key == api::kFindCoordinator) {
           FindCoordinatorResponse fc;
@@ -280,7 +276,9 @@ void replay(const std::string& kDir, const std::string& conn, Totals* tot) {
             RecordCounts c;
             ASSERT_TRUE(count_records(p.records.v, true, &c, &err)) << err.describe();
             // Fetch v13+ names topics by id: the filter maps ids from Metadata.
-            const std::string name = v >= 13 ? tot->topic_names[id_key(t.topic_id)] : std::string(t.name.v);
+            const std::string* known = v >= 13 ? tot->topic_names.find(t.topic_id) : nullptr;
+            ASSERT_TRUE(v < 13 || known != nullptr) << "fetch of a topic id not seen in Metadata";
+            const std::string name = known ? *known : std::string(t.name.v);
             tot->fetched[name] += c.records;
             walk_batches(p.records.v, true, &tot->records_decoded);
           }

@@ -147,6 +147,25 @@ TEST(KafkaMetadataResponse, EveryVersion) {
   }
 }
 
+TEST(KafkaMetadataResponse, TopicNamesFromIds) {
+  MetadataResponse m;
+  Error err;
+  const std::string body = metadata_body(12);
+  ASSERT_TRUE(decode_metadata_response(body, 12, true, &m, &err));
+  TopicNames names(1);
+  names.learn(m);  // "orders" (the other topic has an error and no name)
+  ASSERT_NE(names.find(uuid_of(0)), nullptr);
+  EXPECT_EQ(*names.find(uuid_of(0)), "orders");
+  EXPECT_EQ(names.find(uuid_of(32)), nullptr);
+  MetadataResponse other = m;
+  other.topics[0].topic_id = uuid_of(99);
+  other.topics[0].name = Str::of("newer");
+  names.learn(other);  // bounded to one entry: the oldest goes
+  EXPECT_EQ(names.size(), 1u);
+  EXPECT_EQ(names.find(uuid_of(0)), nullptr);
+  EXPECT_EQ(*names.find(uuid_of(99)), "newer");
+}
+
 TEST(KafkaMetadataResponse, HugeCountsAreErrorsNotAllocations) {
   std::string b;
   Writer w(&b);
