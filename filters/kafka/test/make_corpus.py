@@ -45,24 +45,35 @@ def request_body(frame):
     return key, ver, frame[i:]
 
 
-def produce_blobs(body):
-    """Record blobs of a flexible (v9+) produce request body."""
-    i = 0
-    n, i = uvarint(body, i)
-    i += max(n - 1, 0) + 2 + 4                # transactional id, acks, timeout
-    topics, i = uvarint(body, i)
-    for _ in range(topics - 1):
-        n, i = uvarint(body, i)
-        i += n - 1
-        parts, i = uvarint(body, i)
-        for _ in range(parts - 1):
-            i += 4
+def produce_blobs(body, ver):
+    """Record blobs of a produce request body (v3+)."""
+    flex = ver >= 9
+
+    def length(i, wide):
+        if flex:
             n, i = uvarint(body, i)
-            if n:
-                yield body[i:i + n - 1]
-                i += n - 1
-            i = skip_tags(body, i)
-        i = skip_tags(body, i)
+            return n - 1, i
+        fmt, size = (">i", 4) if wide else (">h", 2)
+        return struct.unpack_from(fmt, body, i)[0], i + size
+
+    def tags(i):
+        return skip_tags(body, i) if flex else i
+
+    n, i = length(0, False)
+    i += max(n, 0) + 2 + 4                      # transactional id, acks, timeout
+    topics, i = length(i, True)
+    for _ in range(topics):
+        n, i = length(i, False)
+        i += n
+        parts, i = length(i, True)
+        for _ in range(parts):
+            i += 4
+            n, i = length(i, True)
+            if n > 0:
+                yield body[i:i + n]
+                i += n
+            i = tags(i)
+        i = tags(i)
 
 
 def main():
@@ -88,7 +99,7 @@ def add_seeds(seeds, tag, fix):
         if key == 0:
             seeds[f"seed_produce_{stem}"] = bytes([1, PICK[0], ver]) + body
             seeds[f"seed_walk_{stem}"] = bytes([3 | (len(seeds) % 23) << 2, ver * 2]) + body
-            for j, blob in enumerate(produce_blobs(body)):
+            for j, blob in enumerate(produce_blobs(body, ver)):
                 seeds[f"seed_records_{stem}_{j}"] = bytes([2]) + blob
                 bad = bytearray(blob)
                 bad[-1] ^= 0xFF
