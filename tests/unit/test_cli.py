@@ -33,7 +33,7 @@ listeners:
 """
 BAD_LINES = [
     "{p}:5: brokers[0].address: port 99999 is out of range 1..65535",
-    '{p}:8: listeners[0].protocol: protocol "kafka" is not supported yet (supported: nats)',
+    '{p}:8: listeners[0].protocol: protocol "kafka" is not supported yet (supported: nats, amqp)',
     '{p}:12: listeners[0].nats.acl.publish.allow[1]: invalid subject pattern "a..b": empty token',
 ]
 

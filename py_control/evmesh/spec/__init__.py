@@ -6,15 +6,24 @@ from .models import (
     AclRule,
     Address,
     Admin,
+    AmqpAcl,
+    AmqpOptions,
     Broker,
+    ExchangeGroup,
     Listener,
     NatsOptions,
+    PublishAclRule,
+    PublishRule,
+    QueueGroup,
     Spec,
     SubjectGroup,
+    ThrottleRule,
 )
 from .subjects import subject_pattern_problem
+from .topics import topic_pattern_problem
 
 __all__ = [
-    "Acl", "AclRule", "Address", "Admin", "Broker", "Listener", "NatsOptions", "Spec",
-    "SubjectGroup", "load_spec", "load_spec_data", "load_spec_text", "subject_pattern_problem",
+    "Acl", "AclRule", "Address", "Admin", "AmqpAcl", "AmqpOptions", "Broker", "ExchangeGroup", "Listener",
+    "NatsOptions", "PublishAclRule", "PublishRule", "QueueGroup", "Spec", "SubjectGroup", "ThrottleRule",
+    "load_spec", "load_spec_data", "load_spec_text", "subject_pattern_problem", "topic_pattern_problem",
 ]

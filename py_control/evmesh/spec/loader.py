@@ -28,19 +28,31 @@ from .models import (
     AclRule,
     Address,
     Admin,
+    AmqpAcl,
+    AmqpOptions,
     Broker,
+    ExchangeGroup,
     Listener,
     NatsOptions,
+    PublishAclRule,
+    PublishRule,
+    QueueGroup,
     Spec,
     SubjectGroup,
+    ThrottleRule,
 )
 from .subjects import subject_pattern_problem
+from .topics import short_string_problem, topic_pattern_problem
 
 SPEC_VERSION = 1
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 MAX_SUBJECT_GROUPS = 64
 NATS_LIMITS = {"max_payload": (1, 67108864), "max_control_line": (32, 1048576)}
+AMQP_LIMITS = {"max_frame": (4096, 16777216), "max_body_size": (1, 2**31)}
+AMQP_THROTTLE_LIMITS = {"messages_per_second": (1, 10_000_000), "bytes_per_second": (1, 2**40)}
+MAX_AMQP_GROUPS = 64  # exchange groups, queue groups, throttle rules (each)
+MAX_AMQP_ACL_RULES = 1024  # per allow/deny list
 
 _TAG_NAMES = {
     "tag:yaml.org,2002:int": "an integer",
@@ -315,7 +327,182 @@ def _nats_options(w: _Walker, node: Node, path: str) -> NatsOptions | None:
     return NatsOptions(acl=acl, subjects=subjects, **limits)
 
 
-_PROTOCOL_OPTIONS = {"nats": _nats_options}
+# -- amqp ----------------------------------------------------------------------------------------
+
+
+def _short_string(w: _Walker, node: Node, path: str) -> str | None:
+    """A string that may be empty (the default exchange is ""), at most 255 bytes."""
+    value = w._scalar(node, path, "tag:yaml.org,2002:str")
+    if value is None:
+        return None
+    problem = short_string_problem(value)
+    if problem:
+        w.error(node, path, problem)
+        return None
+    return value
+
+
+def _topic_pattern(w: _Walker, node: Node, path: str) -> str | None:
+    value = w._scalar(node, path, "tag:yaml.org,2002:str")
+    if value is None:
+        return None
+    problem = topic_pattern_problem(value)
+    if problem:
+        w.error(node, path, f'invalid pattern "{value}": {problem}')
+        return None
+    return value
+
+
+def _bounded_list(w: _Walker, node: Node, path: str, limit: int, what: str) -> list[Node] | None:
+    items = w.sequence(node, path)
+    if items is not None and len(items) > limit:
+        w.error(node, path, f"at most {limit} {what}, got {len(items)}")
+    return items
+
+
+def _publish_rule(w: _Walker, node: Node, path: str) -> PublishRule | None:
+    fields = w.mapping(node, path, ("exchange",), ("routing_key",))
+    if fields is None:
+        return None
+    exchange = _short_string(w, fields["exchange"], _key(path, "exchange")) if "exchange" in fields else None
+    rk = _topic_pattern(w, fields["routing_key"], _key(path, "routing_key")) if "routing_key" in fields else None
+    if exchange is None or ("routing_key" in fields and rk is None):
+        return None
+    return PublishRule(exchange, rk)
+
+
+def _publish_rules(w: _Walker, node: Node, path: str) -> tuple[PublishRule, ...] | None:
+    items = _bounded_list(w, node, path, MAX_AMQP_ACL_RULES, "rules")
+    if items is None:
+        return None
+    rules = [_publish_rule(w, item, _idx(path, i)) for i, item in enumerate(items)]
+    return None if None in rules or len(items) > MAX_AMQP_ACL_RULES else tuple(rules)
+
+
+def _queue_patterns(w: _Walker, node: Node, path: str) -> tuple[str, ...] | None:
+    items = _bounded_list(w, node, path, MAX_AMQP_ACL_RULES, "patterns")
+    if items is None:
+        return None
+    patterns = [_topic_pattern(w, item, _idx(path, i)) for i, item in enumerate(items)]
+    return None if None in patterns or len(items) > MAX_AMQP_ACL_RULES else tuple(patterns)
+
+
+def _amqp_acl(w: _Walker, node: Node, path: str) -> AmqpAcl | None:
+    fields = w.mapping(node, path, (), ("publish", "consume"))
+    if fields is None:
+        return None
+    readers = {"publish": (_publish_rules, PublishAclRule), "consume": (_queue_patterns, AclRule)}
+    parts: dict[str, Any] = {}
+    for key, (read, model) in readers.items():
+        if key not in fields:
+            continue
+        kpath = _key(path, key)
+        lists = w.mapping(fields[key], kpath, (), ("allow", "deny"))
+        if lists is None:
+            parts[key] = None
+            continue
+        values = {k: read(w, v, _key(kpath, k)) for k, v in lists.items()}
+        parts[key] = None if None in values.values() else model(**values)
+    return None if None in parts.values() else AmqpAcl(**parts)
+
+
+def _group_name(w: _Walker, node: Node | None, path: str, seen: dict[str, str], ipath: str, what: str) -> str | None:
+    if node is None:
+        return None
+    name = w.name(node, path)
+    if name == "other":
+        w.error(node, path, f'"other" is reserved for {what} that match no group')
+        return None
+    if name is not None and name in seen:
+        w.error(node, path, f'duplicate group name "{name}" (also {seen[name]})')
+        return None
+    if name is not None:
+        seen[name] = ipath
+    return name
+
+
+def _exchange_groups(w: _Walker, node: Node, path: str) -> tuple[ExchangeGroup, ...] | None:
+    items = _bounded_list(w, node, path, MAX_AMQP_GROUPS, "exchange groups")
+    if items is None:
+        return None
+    groups: list[ExchangeGroup | None] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("name", "exchange"), ("routing_key",))
+        if fields is None:
+            groups.append(None)
+            continue
+        name = _group_name(w, fields.get("name"), _key(ipath, "name"), seen, ipath, "publishes")
+        exchange = _short_string(w, fields["exchange"], _key(ipath, "exchange")) if "exchange" in fields else None
+        rk = _topic_pattern(w, fields["routing_key"], _key(ipath, "routing_key")) if "routing_key" in fields else None
+        ok = name is not None and exchange is not None and ("routing_key" not in fields or rk is not None)
+        groups.append(ExchangeGroup(name, exchange, rk) if ok else None)
+    return None if None in groups or len(items) > MAX_AMQP_GROUPS else tuple(groups)
+
+
+def _queue_groups(w: _Walker, node: Node, path: str) -> tuple[QueueGroup, ...] | None:
+    items = _bounded_list(w, node, path, MAX_AMQP_GROUPS, "queue groups")
+    if items is None:
+        return None
+    groups: list[QueueGroup | None] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("name", "pattern"))
+        if fields is None:
+            groups.append(None)
+            continue
+        name = _group_name(w, fields.get("name"), _key(ipath, "name"), seen, ipath, "queues")
+        pattern = _topic_pattern(w, fields["pattern"], _key(ipath, "pattern")) if "pattern" in fields else None
+        groups.append(QueueGroup(name, pattern) if name is not None and pattern is not None else None)
+    return None if None in groups or len(items) > MAX_AMQP_GROUPS else tuple(groups)
+
+
+def _throttle(w: _Walker, node: Node, path: str) -> tuple[ThrottleRule, ...] | None:
+    items = _bounded_list(w, node, path, MAX_AMQP_GROUPS, "throttle rules")
+    if items is None:
+        return None
+    rules: list[ThrottleRule | None] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("exchange",), tuple(AMQP_THROTTLE_LIMITS))
+        if fields is None:
+            rules.append(None)
+            continue
+        exchange = _short_string(w, fields["exchange"], _key(ipath, "exchange")) if "exchange" in fields else None
+        if exchange is not None and exchange in seen:
+            w.error(fields["exchange"], _key(ipath, "exchange"),
+                    f'duplicate throttle rule for exchange "{exchange}" (also {seen[exchange]})')
+            exchange = None
+        elif exchange is not None:
+            seen[exchange] = ipath
+        limits = {k: w.integer(fields[k], _key(ipath, k), *AMQP_THROTTLE_LIMITS[k])
+                  for k in AMQP_THROTTLE_LIMITS if k in fields}
+        if not limits:
+            w.error(item, ipath, "needs messages_per_second or bytes_per_second")
+        ok = exchange is not None and limits and None not in limits.values()
+        rules.append(ThrottleRule(exchange, **limits) if ok else None)
+    return None if None in rules or len(items) > MAX_AMQP_GROUPS else tuple(rules)
+
+
+def _amqp_options(w: _Walker, node: Node, path: str) -> AmqpOptions | None:
+    fields = w.mapping(node, path, (), ("max_frame", "max_body_size", "acl", "exchanges", "queues", "throttle"))
+    if fields is None:
+        return None
+    limits = {k: w.integer(fields[k], _key(path, k), *AMQP_LIMITS[k]) for k in AMQP_LIMITS if k in fields}
+    parts: dict[str, Any] = {}
+    readers = {"acl": _amqp_acl, "exchanges": _exchange_groups, "queues": _queue_groups, "throttle": _throttle}
+    for key, read in readers.items():
+        if key in fields:
+            parts[key] = read(w, fields[key], _key(path, key))
+    if None in limits.values() or None in parts.values():
+        return None
+    return AmqpOptions(**limits, **parts)
+
+
+_PROTOCOL_OPTIONS = {"nats": _nats_options, "amqp": _amqp_options}
 
 
 def _broker(w: _Walker, node: Node, path: str) -> Broker | None:
