@@ -1,5 +1,6 @@
 """Processes: free ports, embedded brokers, Envoy, and a whole running mesh."""
 
+from .embedded_amqp import EmbeddedRabbitMQ, start_embedded_rabbitmq
 from .envoy import Envoy, start_envoy
 from .mesh import ChildDied, RunningMesh, run_mesh, start_mesh
 from .nats import NatsServer, start_nats_server
@@ -8,7 +9,7 @@ from .process import ManagedProcess
 from .rabbitmq import RabbitMQ, rabbitmq_available, start_rabbitmq
 
 __all__ = [
-    "Cancelled", "ChildDied", "Envoy", "ManagedProcess", "NatsServer", "RabbitMQ", "RunningMesh", "accepts_tcp",
-    "free_port", "port_is_free", "rabbitmq_available", "run_mesh", "start_envoy", "start_mesh", "start_nats_server",
-    "start_rabbitmq", "wait_until",
+    "Cancelled", "ChildDied", "EmbeddedRabbitMQ", "Envoy", "ManagedProcess", "NatsServer", "RabbitMQ",
+    "RunningMesh", "accepts_tcp", "free_port", "port_is_free", "rabbitmq_available", "run_mesh",
+    "start_embedded_rabbitmq", "start_envoy", "start_mesh", "start_nats_server", "start_rabbitmq", "wait_until",
 ]

@@ -15,13 +15,17 @@ from pathlib import Path
 from ..errors import EvmeshError, ProcessError
 from ..render import broker_addresses, render_yaml
 from ..spec.models import Address, Spec
+from .embedded_amqp import start_embedded_rabbitmq
 from .envoy import Envoy, start_envoy
 from .nats import start_nats_server
 from .ports import Cancelled, free_port, port_is_free
 from .process import ManagedProcess
 
-# protocol -> starter(name, work_dir, cancel=...) of an embedded broker; kafka/amqp slot in here
-EMBEDDED_BROKERS: dict[str, Callable[..., ManagedProcess]] = {"nats": start_nats_server}
+# protocol -> starter(name, work_dir, cancel=...) of an embedded broker (ManagedProcess-shaped); kafka slots in here
+EMBEDDED_BROKERS: dict[str, Callable[..., ManagedProcess]] = {
+    "nats": start_nats_server,
+    "amqp": start_embedded_rabbitmq,
+}
 POLL_INTERVAL_S = 0.2
 
 

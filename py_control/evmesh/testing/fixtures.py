@@ -1,4 +1,5 @@
-"""pytest fixtures: free_port, nats_server, envoy_for_spec. Everything is stopped by PID at teardown."""
+"""pytest fixtures: free_port, nats_server, rabbitmq_server, envoy_for_spec. Everything is stopped by PID at
+teardown."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from ..errors import NativeLibraryMissing
 from ..runtime.nats import NatsServer, start_nats_server
 from ..runtime.ports import free_port as _free_port
+from ..runtime.rabbitmq import RabbitMQ, rabbitmq_available, start_rabbitmq
 from .mesh import MeshHandle, start_mesh_for_spec
 
 
@@ -32,9 +34,23 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
+def rabbitmq_server(tmp_path: Path) -> Iterator[RabbitMQ]:
+    """A started RabbitMQ on free ports (.port, .url, .address); stopped with `rabbitmqctl stop` at teardown.
+    Skips the test when Debian's rabbitmq-server is not installed."""
+    if not rabbitmq_available():
+        pytest.skip("rabbitmq-server is not installed (apt-get install -y rabbitmq-server)")
+    server = start_rabbitmq("rabbitmq", tmp_path / "rabbitmq-server")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def envoy_for_spec(tmp_path: Path) -> Iterator[Callable[[Any], MeshHandle]]:
     """Factory: envoy_for_spec(spec dict | path) -> MeshHandle (.admin_url, .listener_port(name),
-    .stats(), .stop(), .log_text()). Brokers without an address get an embedded nats-server.
+    .stats(), .stop(), .log_text(), .pids()). Brokers without an address get an embedded broker: nats-server
+    for `nats`, RabbitMQ for `amqp`.
     A missing build/modules/*.so fails the test with the reason."""
     handles: list[MeshHandle] = []
     counter = itertools.count()

@@ -44,7 +44,11 @@ class MeshHandle:
         return self.envoy.log_text()
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.mesh.processes()]
+        """Every process started for this mesh (an embedded RabbitMQ counts its Erlang VM and epmd too)."""
+        out: list[int] = []
+        for p in self.mesh.processes():
+            out.extend(p.all_pids() if hasattr(p, "all_pids") else [p.pid])
+        return out
 
     def stop(self) -> None:
         self.mesh.stop()
