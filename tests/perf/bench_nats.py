@@ -25,16 +25,19 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import hashlib
 import json
 import math
 import os
 import platform
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +45,7 @@ from pathlib import Path
 import natsload
 import yaml
 
-from evmesh.locate import envoy_binary, nats_server_binary
+from evmesh.locate import envoy_binary, envoy_module_path, nats_server_binary
 from evmesh.render import check_bootstrap_file, render_bootstrap
 from evmesh.runtime import Envoy, ManagedProcess, free_port
 from evmesh.runtime.nats import NatsServer
@@ -227,6 +230,7 @@ class Run:
     nats_cpu_s: float
     client_cpu_s: float
     other_cpu_s: float  # everything else the machine ran meanwhile (other users' processes, kernel)
+    stalled: bool = False  # no progress for natsload.STALL_TIMEOUT_S: left out of the medians
 
     @property
     def msgs_per_s(self) -> float:
@@ -283,10 +287,14 @@ def run_throughput(bench: Bench, mode: str, payload: int, path: str, msgs: int) 
             if sub is not None:
                 sub.subscribe(SUBJECT, 1)
             c = Counters(bench)
-            if sub is None:
-                natsload.publish(pub, batch, n_batches)
-            else:
-                got = natsload.publish_and_receive(pub, sub, batch, n_batches, delivered)
+            try:
+                if sub is None:
+                    natsload.publish(pub, batch, n_batches)
+                else:
+                    got = natsload.publish_and_receive(pub, sub, batch, n_batches, delivered)
+            except natsload.Stalled:
+                seconds, envoy_s, nats_s, client_s, other_s = c.since()
+                return Run(mode, payload, path, msgs, seconds, 0, envoy_s, nats_s, client_s, other_s, stalled=True)
             seconds, envoy_s, nats_s, client_s, other_s = c.since()
             if sub is not None:
                 if got != msgs * delivered:
@@ -318,25 +326,33 @@ def run_latency(bench: Bench, path: str, count: int, payload: int) -> tuple[list
     return samples, envoy_s
 
 
-def run_blast(bench: Bench, payload: int, path: str, msgs: int, stall_s: float) -> dict:
-    """A publisher without flow control (it writes as fast as the socket takes, then PING): does the
-    path keep up, or does it stop reading? A stall is `stall_s` seconds without the socket taking data."""
+def run_paused(bench: Bench, payload: int, path: str, msgs: int, pause_s: float) -> dict:
+    """The stall probe: a publisher without flow control while Envoy is paused (SIGSTOP) for the
+    first `pause_s` seconds, as if its worker were busy elsewhere, so that Envoy resumes to a full
+    socket and one read event fills its read buffer up to the limit. Does the path recover?"""
     batch = natsload.Batch.of(SUBJECT, b"x" * payload)
     n_batches = max(1, math.ceil(msgs / batch.count))
     out = {"payload": payload, "path": path, "msgs": n_batches * batch.count}
-    pub = natsload.RawNats(bench.ports[path])
-    try:
-        pub.sock.settimeout(stall_s)
-        t0 = time.perf_counter()
-        natsload.publish(pub, batch, n_batches, window=None)
-        out.update(stalled=False, seconds=time.perf_counter() - t0)
-    except (TimeoutError, natsload.LoadError) as exc:
-        out.update(stalled=True, error=repr(exc))
-        if path != "direct":
-            stats = bench.envoy.stats()
-            out["envoy_rx_bytes_buffered"] = stats.get(f"tcp.{path}.downstream_cx_rx_bytes_buffered")
-    finally:
-        pub.close()
+    gauge = f"tcp.{path}.downstream_cx_rx_bytes_buffered"
+    held0 = bench.envoy.stats().get(gauge, 0) if path != "direct" else 0
+    resume = None
+    with natsload.RawNats(bench.ports[path]) as pub:
+        try:
+            if path != "direct":
+                os.kill(bench.envoy.pid, signal.SIGSTOP)
+                resume = threading.Timer(pause_s, os.kill, (bench.envoy.pid, signal.SIGCONT))
+                resume.start()
+            t0 = time.perf_counter()
+            natsload.publish(pub, batch, n_batches)
+            out.update(stalled=False, seconds=time.perf_counter() - t0)
+        except natsload.Stalled as exc:
+            out.update(stalled=True, error=str(exc))
+            if path != "direct":
+                out["envoy_bytes_held"] = bench.envoy.stats().get(gauge, 0) - held0
+        finally:
+            if resume is not None:
+                resume.cancel()
+                os.kill(bench.envoy.pid, signal.SIGCONT)
     return out
 
 
@@ -355,8 +371,8 @@ class Options:
     client_cpu: int | None
     write: bool
     wait_quiet_s: float = 120.0
-    blast_attempts: int = 3
-    stall_s: float = 5.0
+    probe_attempts: int = 3
+    pause_s: float = 0.3
     argv: list[str] = field(default_factory=list)
 
 
@@ -389,8 +405,10 @@ def run_all(bench: Bench, opts: Options, log) -> tuple[list[Run], dict[str, dict
                 for path in rotated(PATHS, r):
                     run = run_throughput(bench, mode, payload, path, sizes[(mode, payload)])
                     runs.append(run)
-                    log(f"round {r + 1}/{opts.rounds} {mode:6} {payload:5} B {path:9}: {run.msgs_per_s:12,.0f} msgs/s "
-                        f"{run.mb_per_s:8.1f} MB/s {run.seconds:5.2f} s  envoy {run.envoy_us_per_msg:6.3f} us/msg")
+                    prefix = f"round {r + 1}/{opts.rounds} {mode:6} {payload:5} B {path:9}:"
+                    log(f"{prefix} STALLED after {run.seconds:.1f} s" if run.stalled else
+                        f"{prefix} {run.msgs_per_s:12,.0f} msgs/s {run.mb_per_s:8.1f} MB/s {run.seconds:5.2f} s  "
+                        f"envoy {run.envoy_us_per_msg:6.3f} us/msg")
         for path in rotated(PATHS, r):
             samples, envoy_s = run_latency(bench, path, per_round, opts.latency_payload)
             latency[path]["samples"].extend(samples)
@@ -398,16 +416,17 @@ def run_all(bench: Bench, opts: Options, log) -> tuple[list[Run], dict[str, dict
         log(f"round {r + 1}/{opts.rounds} latency: " + ", ".join(
             f"{p} p50 {percentile(latency[p]['samples'], 50) / 1e3:.1f} us" for p in PATHS))
     # Last, so that a stalled connection left in Envoy cannot disturb the measurements above.
-    blasts = []
-    for a in range(opts.blast_attempts):
+    probes = []
+    for a in range(opts.probe_attempts):
         for payload in opts.payloads:
             for path in rotated(PATHS, a):
-                b = run_blast(bench, payload, path, sizes[("pub", payload)] if "pub" in opts.modes else 500_000, opts.stall_s)
-                blasts.append(b)
-                log(f"no-flow-control publisher {a + 1}/{opts.blast_attempts} {payload:5} B {path:9}: "
-                    + (f"STALLED ({b.get('envoy_rx_bytes_buffered')} bytes held in Envoy's read buffer)" if b["stalled"]
+                msgs = sizes[("pub", payload)] if "pub" in opts.modes else 500_000
+                b = run_paused(bench, payload, path, msgs, opts.pause_s)
+                probes.append(b)
+                log(f"stall probe {a + 1}/{opts.probe_attempts} {payload:5} B {path:9}: "
+                    + (f"STALLED ({b.get('envoy_bytes_held')} bytes held in Envoy's read buffer)" if b["stalled"]
                        else f"ok in {b['seconds']:.2f} s"))
-    return runs, latency, blasts
+    return runs, latency, probes
 
 
 # ---------------------------------------------------------------- statistics and reports
@@ -419,7 +438,14 @@ def percentile(samples: list[int], q: float) -> float:
     return float(s[max(0, math.ceil(q / 100 * len(s)) - 1)])
 
 
-def summarize(runs: list[Run], latency: dict[str, dict], blasts: list[dict], opts: Options) -> dict:
+def _median(values) -> float | None:
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+def summarize(runs: list[Run], latency: dict[str, dict], probes: list[dict], opts: Options) -> dict:
+    """Medians over the runs that did not stall. Ratios to tcp_proxy are paired per round; a stalled
+    run counts as throughput 0 in its throughput ratio and is left out of the CPU ratio."""
     points = []
     for mode in opts.modes:
         for payload in opts.payloads:
@@ -427,29 +453,31 @@ def summarize(runs: list[Run], latency: dict[str, dict], blasts: list[dict], opt
             base = by_path["tcp_proxy"]
             for path in PATHS:
                 rs = by_path[path]
+                ok = [r for r in rs if not r.stalled]
+                pairs = [(r, b) for r, b in zip(rs, base, strict=True) if not b.stalled]
                 point = {
                     "mode": mode, "payload": payload, "path": path, "rounds": len(rs),
-                    "msgs_per_run": rs[0].msgs,
-                    "msgs_per_s": statistics.median(r.msgs_per_s for r in rs),
-                    "msgs_per_s_min": min(r.msgs_per_s for r in rs),
-                    "msgs_per_s_max": max(r.msgs_per_s for r in rs),
-                    "mb_per_s": statistics.median(r.mb_per_s for r in rs),
-                    "seconds": statistics.median(r.seconds for r in rs),
-                    # paired per round: the two runs of a ratio are seconds apart
-                    "throughput_ratio": statistics.median(r.msgs_per_s / b.msgs_per_s for r, b in zip(rs, base, strict=True)),
-                    "nats_cpu_pct": statistics.median(100 * r.nats_cpu_s / r.seconds for r in rs),
-                    "client_cpu_pct": statistics.median(100 * r.client_cpu_s / r.seconds for r in rs),
-                    "envoy_cpu_pct": statistics.median(100 * r.envoy_cpu_s / r.seconds for r in rs),
-                    "other_cpu_pct": statistics.median(100 * r.other_cpu_s / r.seconds for r in rs),
+                    "stalled": len(rs) - len(ok), "msgs_per_run": rs[0].msgs,
+                    "msgs_per_s": _median(r.msgs_per_s for r in ok),
+                    "msgs_per_s_min": min((r.msgs_per_s for r in ok), default=None),
+                    "msgs_per_s_max": max((r.msgs_per_s for r in ok), default=None),
+                    "mb_per_s": _median(r.mb_per_s for r in ok),
+                    "seconds": _median(r.seconds for r in ok),
+                    "throughput_ratio": _median(
+                        0.0 if r.stalled else r.msgs_per_s / b.msgs_per_s for r, b in pairs),
+                    "nats_cpu_pct": _median(100 * r.nats_cpu_s / r.seconds for r in ok),
+                    "client_cpu_pct": _median(100 * r.client_cpu_s / r.seconds for r in ok),
+                    "envoy_cpu_pct": _median(100 * r.envoy_cpu_s / r.seconds for r in ok),
+                    "other_cpu_pct": _median(100 * r.other_cpu_s / r.seconds for r in ok),
                     "raw": [r.__dict__ for r in rs],
                 }
                 if path != "direct":
-                    point["envoy_us_per_msg"] = statistics.median(r.envoy_us_per_msg for r in rs)
-                    point["envoy_us_per_msg_min"] = min(r.envoy_us_per_msg for r in rs)
-                    point["envoy_us_per_msg_max"] = max(r.envoy_us_per_msg for r in rs)
-                    point["envoy_s_per_gib"] = statistics.median(r.envoy_s_per_gib for r in rs)
-                    point["cpu_ratio"] = statistics.median(
-                        r.envoy_us_per_msg / b.envoy_us_per_msg for r, b in zip(rs, base, strict=True))
+                    point["envoy_us_per_msg"] = _median(r.envoy_us_per_msg for r in ok)
+                    point["envoy_us_per_msg_min"] = min((r.envoy_us_per_msg for r in ok), default=None)
+                    point["envoy_us_per_msg_max"] = max((r.envoy_us_per_msg for r in ok), default=None)
+                    point["envoy_s_per_gib"] = _median(r.envoy_s_per_gib for r in ok)
+                    point["cpu_ratio"] = _median(
+                        r.envoy_us_per_msg / b.envoy_us_per_msg for r, b in pairs if not r.stalled)
                 points.append(point)
     lat = {}
     for path, d in latency.items():
@@ -464,20 +492,22 @@ def summarize(runs: list[Run], latency: dict[str, dict], blasts: list[dict], opt
     for p in points:
         if p["path"] != "evmesh":
             continue
+        tput, cpu = p["throughput_ratio"], p["cpu_ratio"]
         targets.append({
-            "mode": p["mode"], "payload": p["payload"],
-            "throughput_ratio": p["throughput_ratio"], "throughput_ok": p["throughput_ratio"] >= TARGET_THROUGHPUT_RATIO,
-            "cpu_ratio": p["cpu_ratio"], "cpu_ok": p["cpu_ratio"] <= TARGET_CPU_RATIO,
+            "mode": p["mode"], "payload": p["payload"], "stalled": p["stalled"],
+            "throughput_ratio": tput,
+            "throughput_ok": tput is not None and tput >= TARGET_THROUGHPUT_RATIO and not p["stalled"],
+            "cpu_ratio": cpu, "cpu_ok": cpu is not None and cpu <= TARGET_CPU_RATIO,
         })
-    stalls = []
+    stall_probe = []
     for payload in opts.payloads:
         for path in PATHS:
-            bs = [b for b in blasts if b["payload"] == payload and b["path"] == path]
-            if bs:
-                stalls.append({"payload": payload, "path": path, "attempts": len(bs),
-                               "stalled": sum(b["stalled"] for b in bs), "raw": bs})
+            ps = [b for b in probes if b["payload"] == payload and b["path"] == path]
+            if ps:
+                stall_probe.append({"payload": payload, "path": path, "attempts": len(ps),
+                                    "stalled": sum(b["stalled"] for b in ps), "raw": ps})
     background = 100 * sum(r.other_cpu_s for r in runs) / sum(r.seconds for r in runs)
-    return {"points": points, "latency": lat, "targets": targets, "no_flow_control": stalls,
+    return {"points": points, "latency": lat, "targets": targets, "stall_probe": stall_probe,
             "background_cpu_pct": background}
 
 
@@ -485,24 +515,30 @@ def _size(n: int) -> str:
     return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
 
 
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
 def table_rows(summary: dict) -> list[list[str]]:
     rows = []
     for p in summary["points"]:
         envoy = p["path"] != "direct"
+        client = None if p["nats_cpu_pct"] is None else p["nats_cpu_pct"] + p["client_cpu_pct"]
         rows.append([
-            p["mode"], p["path"], _size(p["payload"]), f"{p['msgs_per_s']:,.0f}", f"{p['mb_per_s']:,.1f}",
-            f"{p['throughput_ratio']:.2f}",
-            f"{p['envoy_us_per_msg']:.3f}" if envoy else "-",
-            f"{p['cpu_ratio']:.2f}" if envoy else "-",
-            f"{p['envoy_s_per_gib']:.2f}" if envoy else "-",
-            f"{p['envoy_cpu_pct']:.0f}%" if envoy else "-",
-            f"{p['nats_cpu_pct'] + p['client_cpu_pct']:.0f}%",
+            p["mode"], p["path"], _size(p["payload"]), _fmt(p["msgs_per_s"], ",.0f"), _fmt(p["mb_per_s"], ",.1f"),
+            _fmt(p["throughput_ratio"], ".2f"),
+            _fmt(p["envoy_us_per_msg"], ".3f") if envoy else "-",
+            _fmt(p["cpu_ratio"], ".2f") if envoy else "-",
+            _fmt(p["envoy_s_per_gib"], ".2f") if envoy else "-",
+            _fmt(p["envoy_cpu_pct"], ".0f", "%") if envoy else "-",
+            _fmt(client, ".0f", "%"),
+            f"{p['stalled']}/{p['rounds']}",
         ])
     return rows
 
 
 HEADER = ["mode", "path", "payload", "msgs/s", "MB/s", "x tcp_proxy", "Envoy CPU us/msg", "CPU x tcp_proxy",
-          "Envoy CPU s/GiB", "Envoy core", "nats+client core"]
+          "Envoy CPU s/GiB", "Envoy core", "nats+client core", "stalled"]
 LAT_HEADER = ["path", "requests", "p50 us", "p90 us", "p99 us", "Envoy CPU us/request"]
 
 
@@ -519,7 +555,7 @@ STALL_HEADER = ["path", "payload", "runs", "stalled"]
 
 
 def stall_rows(summary: dict) -> list[list[str]]:
-    return [[s["path"], _size(s["payload"]), str(s["attempts"]), str(s["stalled"])] for s in summary["no_flow_control"]]
+    return [[s["path"], _size(s["payload"]), str(s["attempts"]), str(s["stalled"])] for s in summary["stall_probe"]]
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
@@ -540,43 +576,85 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
 def targets_text(summary: dict) -> list[str]:
     lines = []
     for t in summary["targets"]:
+        stalls = f", {t['stalled']} run(s) stalled" if t["stalled"] else ""
         lines.append(
-            f"{t['mode']:6} {_size(t['payload']):>6}: throughput {t['throughput_ratio']:.2f}x "
-            f"({'met' if t['throughput_ok'] else 'MISSED'}, target >= {TARGET_THROUGHPUT_RATIO:.2f}x), "
-            f"Envoy CPU/msg {t['cpu_ratio']:.2f}x ({'met' if t['cpu_ok'] else 'MISSED'}, target <= {TARGET_CPU_RATIO:.2f}x)")
+            f"{t['mode']:6} {_size(t['payload']):>6}: throughput {_fmt(t['throughput_ratio'], '.2f', 'x')} "
+            f"({'met' if t['throughput_ok'] else 'MISSED'}, target >= {TARGET_THROUGHPUT_RATIO:.2f}x{stalls}), "
+            f"Envoy CPU/msg {_fmt(t['cpu_ratio'], '.2f', 'x')} ({'met' if t['cpu_ok'] else 'MISSED'}, "
+            f"target <= {TARGET_CPU_RATIO:.2f}x)")
     return lines
 
 
+def _slash(values, spec: str) -> str:
+    return "/".join(_fmt(v, spec) for v in values)
+
+
 def summary_paragraph(summary: dict, machine: dict) -> str:
+    """A README-ready paragraph, written from the numbers of this run."""
     ev = {(p["mode"], p["payload"]): p for p in summary["points"] if p["path"] == "evmesh"}
-    tput = [t["throughput_ratio"] for t in summary["targets"]]
-    cpu = [t["cpu_ratio"] for t in summary["targets"]]
-    all_tput = all(t["throughput_ok"] for t in summary["targets"])
-    all_cpu = all(t["cpu_ok"] for t in summary["targets"])
-    lat = summary["latency"]
+    sizes = "/".join(_size(k[1]) for k in sorted(ev) if k[0] == "pub")
     pub = [ev[k] for k in sorted(ev) if k[0] == "pub"]
-    pub_text = ", ".join(f"{p['msgs_per_s'] / 1e6:.2f} M msgs/s at {_size(p['payload'])}" for p in pub)
-    return (
-        f"On a {machine['nproc']}-core {machine['cpu_model']} (Envoy pinned to its own core, `--concurrency 1`), "
-        f"a NATS publisher through Envoy with the evmesh filter (ACL + subject metrics on) reached {pub_text}. "
-        f"Against the same Envoy with tcp_proxy only, evmesh kept {min(tput):.2f}-{max(tput):.2f}x of the throughput "
-        f"(target >= {TARGET_THROUGHPUT_RATIO:.2f}x: {'met' if all_tput else 'not met at every point'}) and used "
-        f"{min(cpu):.2f}-{max(cpu):.2f}x Envoy CPU per message (target <= {TARGET_CPU_RATIO:.2f}x: "
-        f"{'met' if all_cpu else 'not met at every point'}). Request/reply (128 B, requester and responder both "
-        f"behind the proxy) took p50/p99 {lat['direct']['p50_us']:.0f}/{lat['direct']['p99_us']:.0f} us direct, "
-        f"{lat['tcp_proxy']['p50_us']:.0f}/{lat['tcp_proxy']['p99_us']:.0f} us via tcp_proxy and "
-        f"{lat['evmesh']['p50_us']:.0f}/{lat['evmesh']['p99_us']:.0f} us via evmesh."
-        + stall_sentence(summary)
-    )
+    pubsub = [ev[k] for k in sorted(ev) if k[0] == "pubsub"]
+    both_ok = [t for t in summary["targets"] if t["throughput_ok"] and t["cpu_ok"]]
+    if len(both_ok) == len(summary["targets"]):
+        verdict = "both targets are met at every point"
+    elif both_ok:
+        verdict = "both are met only for " + ", ".join(f"{t['mode']} {_size(t['payload'])}" for t in both_ok)
+    else:
+        verdict = "they are not both met at any point"
+    lat = summary["latency"]
+    text = (
+        f"On a {machine['nproc']}-core {machine['cpu_model']} VM (Envoy {machine['envoy_version'].split('/')[1]} "
+        f"with `--concurrency 1` on its own core), a NATS publisher through Envoy with the evmesh filter (ACL and "
+        f"subject metrics on, nothing denied) ran at {_slash([p['msgs_per_s'] and p['msgs_per_s'] / 1e6 for p in pub], '.2f')} "
+        f"M msgs/s for {sizes} payloads: {_slash([p['throughput_ratio'] for p in pub], '.2f')}x the throughput of "
+        f"the same Envoy with tcp_proxy only, at {_slash([p['cpu_ratio'] for p in pub], '.2f')}x its Envoy CPU per "
+        f"message.")
+    if pubsub:
+        text += (f" With a subscriber behind the proxy too (Envoy carries every message twice) the ratios were "
+                 f"{_slash([p['throughput_ratio'] for p in pubsub], '.2f')}x throughput and "
+                 f"{_slash([p['cpu_ratio'] for p in pubsub], '.2f')}x CPU.")
+    text += (
+        f" Against the targets (>= {TARGET_THROUGHPUT_RATIO:.2f}x throughput, <= {TARGET_CPU_RATIO:.2f}x CPU) "
+        f"{verdict}. Request/reply with 128 B took p50/p99 {lat['direct']['p50_us']:.0f}/{lat['direct']['p99_us']:.0f} us "
+        f"direct, {lat['tcp_proxy']['p50_us']:.0f}/{lat['tcp_proxy']['p99_us']:.0f} us via tcp_proxy and "
+        f"{lat['evmesh']['p50_us']:.0f}/{lat['evmesh']['p99_us']:.0f} us via evmesh.")
+    return text + stall_sentence(summary)
 
 
 def stall_sentence(summary: dict) -> str:
-    stalled = [s for s in summary["no_flow_control"] if s["stalled"]]
-    if not stalled:
-        return " A publisher without flow control never stalled any path."
-    parts = ", ".join(f"{s['stalled']} of {s['attempts']} runs at {_size(s['payload'])} via {s['path']}" for s in stalled)
-    return (f" A publisher without flow control stalled for good in {parts} (Envoy stops reading; see the findings "
-            "below), so the throughput runs above use a publisher that keeps at most 512 KiB in flight.")
+    runs = sum(p["stalled"] for p in summary["points"] if p["path"] == "evmesh")
+    probe = [s for s in summary["stall_probe"] if s["stalled"]]
+    if not runs and not probe:
+        attempts = sum(s["attempts"] for s in summary["stall_probe"] if s["path"] == "evmesh")
+        return (f" No run stalled, including {attempts} runs of the stall probe (Envoy paused while a publisher "
+                "fills the socket).")
+    parts = ", ".join(f"{s['stalled']} of {s['attempts']} probe runs at {_size(s['payload'])} via {s['path']}"
+                      for s in probe)
+    return f" Stalled for good: {runs} throughput run(s) via evmesh" + (f"; {parts}" if parts else "") + "."
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
+
+
+def module_info(log) -> dict:
+    """Which libevmesh.so is measured: the filters change while this benchmark is being written."""
+    module = envoy_module_path()
+    built = dt.datetime.fromtimestamp(module.stat().st_mtime, dt.UTC)
+    info = {
+        "path": str(module.relative_to(REPO)) if module.is_relative_to(REPO) else str(module),
+        "sha256": hashlib.sha256(module.read_bytes()).hexdigest()[:16],
+        "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "repo_head": _git("log", "-1", "--format=%h"),
+        "filters_commit": _git("log", "-1", "--format=%h %cI", "--", "filters"),
+        "filters_dirty": bool(_git("status", "--porcelain", "--", "filters")),
+    }
+    last = info["filters_commit"].split(" ", 1)
+    if len(last) == 2 and dt.datetime.fromisoformat(last[1]) > built:
+        log(f"warning: {info['path']} is older than the last commit to filters/ ({last[0]}): run `make build`")
+        info["stale"] = True
+    return info
 
 
 def machine_info() -> dict:
@@ -597,7 +675,7 @@ def machine_info() -> dict:
     }
 
 
-def write_doc(summary: dict, machine: dict, opts: Options, command: str, json_path: Path) -> None:
+def write_doc(summary: dict, machine: dict, module: dict, opts: Options, command: str, json_path: Path) -> None:
     rel_json = json_path.relative_to(REPO)
     body = "\n".join([
         DOC_BEGIN,
@@ -610,6 +688,10 @@ def write_doc(summary: dict, machine: dict, opts: Options, command: str, json_pa
         "",
         f"- machine: {machine['nproc']} cores (`nproc`), {machine['cpu_model']}, kernel {machine['kernel']}",
         f"- Envoy {machine['envoy_version']}, {machine['nats_server_version']}, Python {machine['python']}",
+        f"- evmesh module: `{module['path']}` sha256 {module['sha256']}…, built {module['built']}; repository at "
+        f"{module['repo_head']}, last change to filters/ {module['filters_commit']}"
+        + (" (uncommitted changes in filters/)" if module["filters_dirty"] else "")
+        + (" **(the module is older than that change)**" if module.get("stale") else ""),
         f"- command: `{command}`",
         f"- pinning: Envoy on CPU {opts.envoy_cpu}, nats-server and the load generator on CPU {opts.client_cpu}; "
         f"{opts.rounds} round{'s' if opts.rounds != 1 else ''}, ~{opts.seconds:g} s per point on the fastest path; medians; ratios paired per round",
@@ -631,8 +713,9 @@ def write_doc(summary: dict, machine: dict, opts: Options, command: str, json_pa
         "",
         *[f"- {line}" for line in targets_text(summary)],
         "",
-        f"Publisher without flow control (writes ~{opts.seconds:g} s worth of PUBs, then PING; a run counts as "
-        f"stalled when the socket takes no data for {opts.stall_s:g} s):",
+        f"Stall probe (a publisher without flow control while Envoy is paused for the first {opts.pause_s:g} s, so "
+        f"that one read event fills Envoy's read buffer to its limit; stalled = no progress for "
+        f"{natsload.STALL_TIMEOUT_S:g} s):",
         "",
         md_table(STALL_HEADER, stall_rows(summary)),
         "",
@@ -683,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.client_cpu is not None:
         os.sched_setaffinity(0, {opts.client_cpu})
     machine = machine_info()
+    module = module_info(log)
     if opts.wait_quiet_s > 0:
         machine["background_before_pct"] = wait_quiet(opts.wait_quiet_s, 15.0, log)
     with tempfile.TemporaryDirectory(prefix="evmesh-bench-") as tmp:
@@ -691,14 +775,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"nats-server pid {bench.nats.pid} :{bench.ports['direct']}, envoy pid {bench.envoy.pid} "
                 f"tcp_proxy :{bench.ports['tcp_proxy']} evmesh :{bench.ports['evmesh']}")
             t0 = time.monotonic()
-            runs, latency, blasts = run_all(bench, opts, log)
+            runs, latency, probes = run_all(bench, opts, log)
             log(f"measured in {time.monotonic() - t0:.0f} s")
         except BaseException:
             log(f"envoy log tail:\n{bench.envoy.log_tail()}")
             raise
         finally:
             bench.stop()
-    summary = summarize(runs, latency, blasts, opts)
+    summary = summarize(runs, latency, probes, opts)
     print(text_table(HEADER, table_rows(summary)))
     print()
     print(text_table(LAT_HEADER, lat_rows(summary)))
@@ -712,10 +796,10 @@ def main(argv: list[str] | None = None) -> int:
         json_path = RESULTS_DIR / f"nats-{dt.date.today().isoformat()}.json"
         options = {k: v for k, v in opts.__dict__.items() if k != "argv"}
         json_path.write_text(json.dumps(
-            {"benchmark": "nats", "command": command, "machine": machine, "options": options,
+            {"benchmark": "nats", "command": command, "machine": machine, "module": module, "options": options,
              "envoy": {"concurrency": 1, "listeners": ["tcp_proxy", "evmesh"], "evmesh_filter": NATS_OPTIONS},
              **summary}, indent=1) + "\n")
-        write_doc(summary, machine, opts, command, json_path)
+        write_doc(summary, machine, module, opts, command, json_path)
         print(f"\nwrote {json_path.relative_to(REPO)} and {DOC.relative_to(REPO)}")
     return 0
 

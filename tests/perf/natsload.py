@@ -14,12 +14,9 @@ import time
 from dataclasses import dataclass
 
 BATCH_BYTES = 64 * 1024  # one sendall() of pre-built PUB frames
-# In-flight bounds, below Envoy's default per-connection read buffer limit (1 MiB): see docs/benchmarks.md
-# ("read-buffer stall") for why the evmesh path needs it and the others get it too.
-PUB_WINDOW_BATCHES = 8  # pub: batches sent but not yet acknowledged by a PONG (8 x 64 KiB)
-WINDOW_BYTES = 512 * 1024  # pub+sub: MSG bytes published but not yet received
+WINDOW_BYTES = 4 << 20  # pub+sub: MSG bytes published but not yet received (slow-consumer limit: 64 MiB)
 RECV_BYTES = 1 << 20
-STALL_TIMEOUT_S = 20.0
+STALL_TIMEOUT_S = 5.0  # no progress for this long: the path has stopped
 PING, PONG = b"PING\r\n", b"PONG\r\n"
 CONNECT = {
     "verbose": False, "pedantic": False, "tls_required": False, "lang": "evmesh-bench", "version": "0",
@@ -29,6 +26,10 @@ CONNECT = {
 
 class LoadError(RuntimeError):
     """The server or the proxy did not behave as the run expected."""
+
+
+class Stalled(LoadError):
+    """No progress for STALL_TIMEOUT_S: the path stopped reading or delivering."""
 
 
 class RawNats:
@@ -126,28 +127,36 @@ class Batch:
         return cls(frame * count, count, frame)
 
 
-def publish(pub: RawNats, batch: Batch, n_batches: int, window: int | None = PUB_WINDOW_BATCHES) -> None:
+def publish(pub: RawNats, batch: Batch, n_batches: int, window: int | None = None) -> None:
     """Publish n_batches batches; returns once the server has parsed them all (PING/PONG).
 
-    window: at most this many batches unacknowledged (a PING follows each batch; its PONG
-    acknowledges it), so at most window * BATCH_BYTES are queued in sockets and proxies.
-    None: no flow control at all, one PING at the end (a client that just writes)."""
+    window None: no flow control, like a real client: write as fast as the socket takes them, one
+    PING at the end. window N: a PING after each batch and at most N batches unacknowledged by their
+    PONG (at most N * 64 KiB queued in sockets and proxies).
+    Raises Stalled when the socket takes nothing, or no PONG comes, for STALL_TIMEOUT_S."""
     sock = pub.sock
-    if window is None:
+    timeout = sock.gettimeout()
+    sock.settimeout(STALL_TIMEOUT_S)
+    try:
+        if window is None:
+            for _ in range(n_batches):
+                sock.sendall(batch.data)
+            pub.ping()
+            return
+        data = batch.data + b"PING\r\n"
+        outstanding = 0
         for _ in range(n_batches):
-            sock.sendall(batch.data)
-        pub.ping()
-        return
-    data = batch.data + b"PING\r\n"
-    outstanding = 0
-    for _ in range(n_batches):
-        if outstanding == window:
+            if outstanding == window:
+                pub.expect_pong()
+                outstanding -= 1
+            sock.sendall(data)
+            outstanding += 1
+        for _ in range(outstanding):
             pub.expect_pong()
-            outstanding -= 1
-        sock.sendall(data)
-        outstanding += 1
-    for _ in range(outstanding):
-        pub.expect_pong()
+    except TimeoutError:
+        raise Stalled(f"no progress for {STALL_TIMEOUT_S:g} s") from None
+    finally:
+        sock.settimeout(timeout)
 
 
 def publish_and_receive(pub: RawNats, sub: RawNats, batch: Batch, n_batches: int, delivered_frame_len: int) -> int:
@@ -186,7 +195,7 @@ def publish_and_receive(pub: RawNats, sub: RawNats, batch: Batch, n_batches: int
                 writing = want
             events = poller.poll(1000)
             if not events and time.monotonic() - last_progress > STALL_TIMEOUT_S:
-                raise LoadError(f"stalled: {received} of {expected} bytes received, {sent} of {n_batches} batches sent")
+                raise Stalled(f"{received} of {expected} bytes received, {sent} of {n_batches} batches sent")
             for fd, ev in events:
                 if fd == sfd:
                     n = ssock.recv_into(buf)
