@@ -89,3 +89,6 @@ fuzz:
 clean:
 	@$(BAZEL) clean
 	@rm -rf build
+
+bench-amqp: setup build
+	@$(PY) tests/perf/bench_amqp_sidecar.py
