@@ -75,6 +75,12 @@ class Parser {
   }
   // Stream offset of the frame being assembled (valid when in_partial_frame()).
   uint64_t frame_start() const { return frame_start_; }
+  // What is known of the frame being assembled: its 7-byte header once
+  // complete (type, channel), and the payload bytes gathered so far.
+  bool partial_header_known() const { return state_ == State::kPayload || state_ == State::kEnd; }
+  uint8_t partial_type() const { return type_; }
+  uint16_t partial_channel() const { return channel_; }
+  std::string_view partial_payload() const { return scratch_; }
 
  private:
   enum class State : uint8_t { kProto, kHeader, kPayload, kEnd, kBody, kBodyEnd, kFailed };

@@ -5,6 +5,7 @@
 
 #include "filters/amqp/codec/encode.h"
 #include "filters/amqp/codec/field_table.h"
+#include "filters/amqp/codec/wire.h"
 
 namespace evmesh::amqp {
 
@@ -223,6 +224,10 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
 
   size_t kept_total = total;
   if (!rd_edits_.empty()) apply_read_edits(total, &kept_total);
+  if (closed_) {
+    deltas_.flush(conn_.raw());
+    return EVM_NET_STOP_ITERATION;
+  }
 
   uint64_t throttle_wait = 0;
   if (!buckets_.empty() && !end_stream) {
@@ -255,9 +260,51 @@ int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
   return status;
 }
 
+bool AmqpFilter::partial_may_be_dropped() const {
+  if (!c2s_.partial_header_known()) return true;  // type and channel unknown yet: a few bytes
+  const uint16_t id = c2s_.partial_channel();
+  auto it = channels_.find(id);
+  const Channel* ch = it == channels_.end() ? nullptr : &it->second;
+  if (ch != nullptr && ch->client_denied) return true;
+  const AmqpConfig& cfg = config_.cfg();
+  switch (c2s_.partial_type()) {
+    case 1: {  // method
+      Reader r(c2s_.partial_payload());
+      uint16_t cls = 0, mth = 0, ticket = 0;
+      if (!r.u16(&cls) || !r.u16(&mth)) return true;
+      const uint32_t mid = (static_cast<uint32_t>(cls) << 16) | mth;
+      if (id == 0) return false;
+      switch (mid) {
+        case kBasicPublish: {
+          if (cfg.max_body_size) return true;  // held until its content header anyway
+          if (!cfg.acl.restricts_publish()) return false;
+          std::string_view exchange, routing_key;
+          if (!r.u16(&ticket) || !r.shortstr(&exchange) || !r.shortstr(&routing_key)) return true;
+          return !cfg.acl.allow_publish(exchange, routing_key);
+        }
+        case kBasicConsume:
+        case kBasicGet: {
+          if (!cfg.acl.restricts_consume()) return false;
+          std::string_view queue;
+          if (!r.u16(&ticket) || !r.shortstr(&queue)) return true;
+          return !cfg.acl.allow_consume(queue);
+        }
+        case kChannelOpen:
+          return ch != nullptr && ch->upstream_closes > 0;
+        default:
+          return false;
+      }
+    }
+    case 2:  // content header: the body size decides
+      return ch != nullptr && ch->pub == Channel::Pub::kAwaitHeader && cfg.max_body_size != 0;
+    default:
+      return false;
+  }
+}
+
 uint64_t AmqpFilter::undecided_from() const {
   uint64_t cut = UINT64_MAX;
-  if (c2s_.in_partial_frame()) cut = c2s_.frame_start();
+  if (c2s_.in_partial_frame() && partial_may_be_dropped()) cut = c2s_.frame_start();
   if (awaiting_header_ > 0) {
     for (const auto& [id, ch] : channels_) {
       if (ch.pub == Channel::Pub::kAwaitHeader && ch.method_start < cut) cut = ch.method_start;
@@ -302,7 +349,7 @@ void AmqpFilter::apply_read_edits(size_t total, size_t* kept_total) {
   std::stable_sort(rd_edits_.begin(), rd_edits_.end(), [](const Edit& a, const Edit& b) { return a.begin < b.begin; });
   const uint64_t stream_end = c2s_.offset();
   auto pos = [this](uint64_t s) { return rd_pos(s); };
-  if (rd_edits_.size() == 1 && rd_edits_[0].insert.empty() && rd_edits_[0].begin >= rd_base_ &&
+  if (rd_edits_.size() == 1 && rd_edits_[0].insert.empty() && rd_edits_[0].begin == rd_base_ &&
       pos(rd_edits_[0].begin) == 0) {
     // The tail of an earlier dropped frame (or a dropped first frame): a cheap front drain.
     const Edit& e = rd_edits_[0];
@@ -319,7 +366,15 @@ void AmqpFilter::apply_read_edits(size_t total, size_t* kept_total) {
   size_t cur = 0;
   std::vector<Applied> now;
   for (Edit& e : rd_edits_) {
-    if (e.begin < rd_base_) continue;  // already forwarded: cannot happen, kept as a guard
+    if (e.begin < rd_base_) {
+      // Part of this frame already left: dropping the rest would corrupt the
+      // upstream stream and letting it through would bypass the policy. The
+      // hold rules exclude this; should it happen anyway, fail closed.
+      log(EVM_LOG_ERROR, denial_prefix() + "internal error: a frame to drop was partly forwarded; closing");
+      closed_ = true;
+      conn_.close(EVM_CLOSE_NO_FLUSH);
+      return;
+    }
     const uint64_t end = std::min(e.end, stream_end);
     if (e.end > stream_end) rd_drop_until_ = std::max(rd_drop_until_, e.end);
     const size_t pb = pos(e.begin);
@@ -544,8 +599,11 @@ void AmqpFilter::on_tune_ok(uint32_t frame_max) {
   s2c_.set_frame_max(v);
 }
 
-void AmqpFilter::flush_pending_to_client() {
-  if (pending_client_.empty() || !(s2c_.at_frame_boundary() || !custody_.empty())) return;
+void AmqpFilter::flush_pending_to_client(bool force) {
+  // A boundary of the server's stream, and not before its first byte: a
+  // server may open with a protocol header, which must come first.
+  const bool boundary = (s2c_.at_frame_boundary() && s2c_.offset() > 0) || !custody_.empty();
+  if (pending_client_.empty() || !(boundary || force)) return;
   in_local_write_ = true;
   conn_.write_to_client(pending_client_);
   in_local_write_ = false;
@@ -565,7 +623,7 @@ void AmqpFilter::protocol_error(bool c2s, const Parser& p) {
     } else {
       pending_client_ += encode_close(0, 501, "FRAME_ERROR - " + p.error(), 0, 0);
     }
-    flush_pending_to_client();
+    flush_pending_to_client(/*force=*/p.error_offset() < sizeof(kProtocolHeader) || s2c_.at_frame_boundary());
     conn_.close(EVM_CLOSE_FLUSH_WRITE);
   } else {
     conn_.close(EVM_CLOSE_NO_FLUSH);
@@ -626,7 +684,7 @@ int AmqpFilter::on_write(size_t /*length*/, bool end_stream) {
     conn_.drain_write(total);
     conn_.append_write(out);
   }
-  if (!pending_client_.empty() && (s2c_.at_frame_boundary() || tail != 0)) {
+  if (!pending_client_.empty() && s2c_.offset() > 0 && (s2c_.at_frame_boundary() || tail != 0)) {
     conn_.append_write(pending_client_);  // after the broker's bytes, at a frame boundary
     pending_client_.clear();
   }

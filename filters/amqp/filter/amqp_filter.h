@@ -146,9 +146,12 @@ class AmqpFilter : public NetworkFilter {
   size_t hold_threshold() const;
   // The first stream offset whose verdict is still open (UINT64_MAX: none).
   uint64_t undecided_from() const;
+  // The frame split at the end of the read could still be dropped or
+  // replaced (so none of it may leave yet).
+  bool partial_may_be_dropped() const;
   // Forwards read-buffer bytes before `cut` and moves the rest into carry_.
   void carry_from(uint64_t cut, size_t kept_total);
-  void flush_pending_to_client();
+  void flush_pending_to_client(bool force = false);
   void protocol_error(bool c2s, const Parser& p);
   void on_tune_ok(uint32_t frame_max);
   Channel& channel(uint16_t id) { return channels_[id]; }

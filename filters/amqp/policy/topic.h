@@ -60,6 +60,7 @@ class Acl {
   bool allow_publish(std::string_view exchange, std::string_view routing_key) const;
   bool allow_consume(std::string_view queue) const;
   bool restricts_publish() const { return pub_.has_allow || !pub_.deny.empty(); }
+  bool restricts_consume() const { return con_.has_allow || !con_.deny.empty(); }
 
  private:
   PublishRules pub_;

@@ -40,7 +40,9 @@ struct Harness {
   std::string client;    // bytes the client received
   std::vector<int> statuses;
 
-  explicit Harness(const std::string& json, size_t chunk = 0) {
+  // `server_first`: the broker has sent Connection.Start (as RabbitMQ does
+  // before the client can do anything); `client` then holds what follows it.
+  explicit Harness(const std::string& json, size_t chunk = 0, bool server_first = true) {
     fake_envoy().reset();
     fake_envoy().chunk = chunk;
     std::string err;
@@ -48,6 +50,10 @@ struct Harness {
     EXPECT_TRUE(cfg) << err;
     f = cfg->create(&filter_token);
     f->on_new_connection();
+    if (server_first) {
+      server_sends(method(0, 10, 10, W().u8(0).u8(9).ls("").ls("PLAIN").ls("en_US").b));
+      client.clear();
+    }
   }
   void client_sends(std::string_view d, bool end = false) {
     auto& fe = fake_envoy();
@@ -324,6 +330,7 @@ TEST(AmqpFilter, LargeBuffersForwardTheDecidedPrefixAndCarryTheRest) {
 
 TEST(AmqpFilter, TuneIsCappedAndFrameMaxEnforced) {
   Harness h(R"({"stat_prefix": "t", "max_frame": 8192})");
+  EXPECT_TRUE(h.client.empty());
   h.server_sends(method(0, 10, 30, W().u16(2047).u32(0).u16(60).b));
   const std::vector<std::string> cl = frames(Dir::kServerToClient, h.client);
   ASSERT_EQ(cl.size(), 1u);
@@ -339,7 +346,7 @@ TEST(AmqpFilter, TuneIsCappedAndFrameMaxEnforced) {
 }
 
 TEST(AmqpFilter, WrongProtocolHeaderIsAnsweredWithOurs) {
-  Harness h(kAclConfig);
+  Harness h(kAclConfig, 0, /*server_first=*/false);
   h.client_sends(std::string("AMQP\0\0\x09\x00", 8));
   EXPECT_EQ(h.client, proto());
   EXPECT_TRUE(fake_envoy().closed);
@@ -424,6 +431,16 @@ TEST(AmqpFilter, ThrottleReleaseCarriesAPartialFrame) {
   EXPECT_TRUE(h.upstream == handshake_c2s() + message(1, "ex", "k", "1") + message(1, "ex", "k", "x"));
   h.client_sends(m2.substr(9));  // the carried partial frame comes back in front
   EXPECT_TRUE(h.upstream == handshake_c2s() + message(1, "ex", "k", "1") + message(1, "ex", "k", "x") + m2);
+}
+
+TEST(AmqpFilter, NoLocalReplyBeforeTheServersFirstByte) {
+  // A server may open with a protocol header (refusing ours): nothing of ours may precede it.
+  Harness h(kAclConfig, 0, /*server_first=*/false);
+  h.client_sends(handshake_c2s() + publish(1, "ex", "secret.a") + header(1, 0));
+  EXPECT_TRUE(h.client.empty());
+  h.server_sends(proto());
+  EXPECT_EQ(h.client.substr(0, 8), proto());
+  EXPECT_EQ(frames(Dir::kServerToClient, h.client).size(), 2u);  // header, then our 403
 }
 
 TEST(AmqpFilter, ThrottleBytesPerSecond) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -20,7 +21,11 @@ namespace evmesh::amqp::fuzz {
 
 inline void check_stream(Dir dir, const std::string& bytes) {
   Parser p(dir, 1u << 24);
-  if (!p.feed(bytes, [](const Frame&) {})) std::abort();
+  if (!p.feed(bytes, [](const Frame&) {})) {
+    std::fprintf(stderr, "%s stream broken: %s\n", dir == Dir::kClientToServer ? "upstream" : "client",
+                 p.error().c_str());
+    std::abort();
+  }
 }
 
 inline void fuzz_filter_one(const uint8_t* data, size_t size) {
