@@ -1,7 +1,8 @@
 """Helpers for the AMQP integration tests: a hand-written Envoy bootstrap with the evmesh `amqp`
 filter in front of a real RabbitMQ, and module-scoped fixtures that start both and stop them by PID.
 
-(The mesh spec does not know AMQP yet; once it does, these tests should render their bootstrap.)
+The bootstrap is written by hand on purpose: these tests pin the filter's behaviour independently of the
+spec/render pipeline (which tests/integration/test_run_amqp.py covers end to end).
 """
 
 from __future__ import annotations
