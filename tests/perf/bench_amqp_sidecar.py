@@ -288,7 +288,8 @@ def system_busy_s() -> float:
 
 
 def wait_quiet(max_wait_s: float, threshold_pct: float, log) -> float:
-    """Wait (up to max_wait_s) until other processes use less than threshold_pct of the machine over 2 s."""
+    """Wait (up to max_wait_s) until other processes use less than threshold_pct of the machine over 2 s;
+    returns the last measured load in percent of all CPUs."""
     deadline = time.monotonic() + max_wait_s
     while True:
         b0, t0 = system_busy_s(), time.monotonic()
@@ -613,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-cpu", type=int, default=0)
     ap.add_argument("--no-write", action="store_true", help="print only; no JSON, no docs")
     ap.add_argument("--quiet-wait", type=float, default=120.0, help="seconds to wait at most for a quiet machine")
+    ap.add_argument("--require-quiet", action="store_true",
+                    help="exit 3 without measuring if the machine is still busy after --quiet-wait")
     ap.add_argument("--report", type=Path, help="no measuring: rewrite the docs section from this results JSON")
     opts = ap.parse_args(argv)
     os.sched_setaffinity(0, {opts.client_cpu})
@@ -629,7 +632,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rewrote the bench_amqp section of {DOC.relative_to(REPO)} from {opts.report}")
         return 0
     machine = machine_info()
-    wait_quiet(opts.quiet_wait, 15.0, log)
+    if wait_quiet(opts.quiet_wait, 15.0, log) >= 15.0 and opts.require_quiet:
+        log("not measuring on a busy machine (--require-quiet)")
+        return 3
     with tempfile.TemporaryDirectory(prefix="bench-amqp-") as tmp:
         bench = start_bench(Path(tmp), opts.envoy_cpu, opts.client_cpu)
         try:
