@@ -91,4 +91,4 @@ clean:
 	@rm -rf build
 
 bench-amqp: setup build
-	@$(PY) tests/perf/bench_amqp_sidecar.py
+	@$(PY) tests/perf/bench_amqp.py

@@ -20,7 +20,7 @@ round (the two runs are seconds apart) and the report gives medians.
 
 Pinning (2 cores): Envoy alone on --envoy-cpu, RabbitMQ (every thread) and the client on --client-cpu.
 
-Usage: make bench-amqp  (= .venv/bin/python tests/perf/bench_amqp_sidecar.py); --help for options.
+Usage: make bench-amqp  (= .venv/bin/python tests/perf/bench_amqp.py); --help for options.
 Writes tests/perf/results/amqp-<date>.json and the bench_amqp section of docs/benchmarks.md.
 """
 
@@ -551,7 +551,7 @@ def write_doc(rows: list[dict], machine: dict, opts, command: str, json_path: Pa
         "",
         "## AMQP 0-9-1: direct vs Envoy tcp_proxy vs evmesh",
         "",
-        "`make bench-amqp` (= `.venv/bin/python tests/perf/bench_amqp_sidecar.py`, its docstring says how) runs "
+        "`make bench-amqp` (= `.venv/bin/python tests/perf/bench_amqp.py`, its docstring says how) runs "
         "the three paths side by side in one run against one RabbitMQ: `direct` (RabbitMQ itself), `tcp_proxy` "
         "(an Envoy listener with tcp_proxy only) and `evmesh` (the evmesh `amqp` filter, then tcp_proxy; rendered "
         "by `evmesh.render` from a spec with a publish ACL with deny rules, a consume ACL with deny patterns, "
@@ -619,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, help="no measuring: rewrite the docs section from this results JSON")
     opts = ap.parse_args(argv)
     os.sched_setaffinity(0, {opts.client_cpu})
-    command = "python tests/perf/bench_amqp_sidecar.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python tests/perf/bench_amqp.py " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def log(msg: str) -> None:
         print(msg, flush=True)
