@@ -32,6 +32,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -166,6 +167,7 @@ class Bench:
     envoy: BenchEnvoy
     ports: dict[str, int]
     bootstrap_path: Path
+    module_copy: Path  # the libevmesh.so this Envoy loaded
 
     def stop(self) -> None:
         self.envoy.stop()
@@ -203,8 +205,13 @@ def start_bench(work_dir: Path, envoy_cpu: int | None, client_cpu: int | None,
         bootstrap_path = work_dir / "envoy.yaml"
         bootstrap_path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
         check_bootstrap_file(bootstrap_path)
+        # Envoy loads a private copy: `make build` elsewhere must not swap the module mid-run, and
+        # the copy is the one module_info() describes.
+        modules = work_dir / "modules"
+        modules.mkdir(exist_ok=True)
+        shutil.copy2(envoy_module_path(), modules / envoy_module_path().name)
         envoy = BenchEnvoy(bootstrap_path, admin_port, [evmesh_port, tcp_port], work_dir / "envoy.log",
-                           cpu=envoy_cpu, wrapper=envoy_wrapper, log_level="warn")
+                           modules_dir=modules, cpu=envoy_cpu, wrapper=envoy_wrapper, log_level="warn")
         envoy.wait_ready(timeout=ready_timeout)
     except BaseException:
         if envoy is not None:
@@ -212,7 +219,7 @@ def start_bench(work_dir: Path, envoy_cpu: int | None, client_cpu: int | None,
         nats.stop()
         raise
     ports = {"direct": nats.port, "tcp_proxy": tcp_port, "evmesh": evmesh_port}
-    return Bench(work_dir, nats, envoy, ports, bootstrap_path)
+    return Bench(work_dir, nats, envoy, ports, bootstrap_path, modules / envoy_module_path().name)
 
 
 # ---------------------------------------------------------------- one run
@@ -638,13 +645,14 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
 
 
-def module_info(log) -> dict:
-    """Which libevmesh.so is measured: the filters change while this benchmark is being written."""
-    module = envoy_module_path()
-    built = dt.datetime.fromtimestamp(module.stat().st_mtime, dt.UTC)
+def module_info(copy: Path, log) -> dict:
+    """Which libevmesh.so is measured (the filters change while this benchmark is being written):
+    `copy` is the snapshot Envoy loaded; its origin's build time and the repository state go with it."""
+    origin = envoy_module_path()
+    built = dt.datetime.fromtimestamp(copy.stat().st_mtime, dt.UTC)  # copy2 keeps the build time
     info = {
-        "path": str(module.relative_to(REPO)) if module.is_relative_to(REPO) else str(module),
-        "sha256": hashlib.sha256(module.read_bytes()).hexdigest()[:16],
+        "path": str(origin.relative_to(REPO)) if origin.is_relative_to(REPO) else str(origin),
+        "sha256": hashlib.sha256(copy.read_bytes()).hexdigest()[:16],
         "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "repo_head": _git("log", "-1", "--format=%h"),
         "filters_commit": _git("log", "-1", "--format=%h %cI", "--", "filters"),
@@ -766,12 +774,13 @@ def main(argv: list[str] | None = None) -> int:
     if opts.client_cpu is not None:
         os.sched_setaffinity(0, {opts.client_cpu})
     machine = machine_info()
-    module = module_info(log)
     if opts.wait_quiet_s > 0:
         machine["background_before_pct"] = wait_quiet(opts.wait_quiet_s, 15.0, log)
+        machine["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")  # when measuring starts
     with tempfile.TemporaryDirectory(prefix="evmesh-bench-") as tmp:
         bench = start_bench(Path(tmp), opts.envoy_cpu, opts.client_cpu)
         try:
+            module = module_info(bench.module_copy, log)
             log(f"nats-server pid {bench.nats.pid} :{bench.ports['direct']}, envoy pid {bench.envoy.pid} "
                 f"tcp_proxy :{bench.ports['tcp_proxy']} evmesh :{bench.ports['evmesh']}")
             t0 = time.monotonic()
