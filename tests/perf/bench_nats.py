@@ -645,6 +645,9 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
 
 
+NATS_SOURCES = ("filters/nats", "filters/common", "filters/module")
+
+
 def module_info(copy: Path, log) -> dict:
     """Which libevmesh.so is measured (the filters change while this benchmark is being written):
     `copy` is the snapshot Envoy loaded; its origin's build time and the repository state go with it."""
@@ -655,12 +658,14 @@ def module_info(copy: Path, log) -> dict:
         "sha256": hashlib.sha256(copy.read_bytes()).hexdigest()[:16],
         "built": built.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "repo_head": _git("log", "-1", "--format=%h"),
-        "filters_commit": _git("log", "-1", "--format=%h %cI", "--", "filters"),
-        "filters_dirty": bool(_git("status", "--porcelain", "--", "filters")),
+        # the sources the NATS filter is built from (other protocols' filters share the .so only)
+        "filters_commit": _git("log", "-1", "--format=%h %cI", "--", *NATS_SOURCES),
+        "filters_dirty": bool(_git("status", "--porcelain", "--", *NATS_SOURCES)),
     }
     last = info["filters_commit"].split(" ", 1)
     if len(last) == 2 and dt.datetime.fromisoformat(last[1]) > built:
-        log(f"warning: {info['path']} is older than the last commit to filters/ ({last[0]}): run `make build`")
+        log(f"warning: {info['path']} is older than the last commit to {', '.join(NATS_SOURCES)} ({last[0]}): "
+            "run `make build`")
         info["stale"] = True
     return info
 
@@ -697,8 +702,9 @@ def write_doc(summary: dict, machine: dict, module: dict, opts: Options, command
         f"- machine: {machine['nproc']} cores (`nproc`), {machine['cpu_model']}, kernel {machine['kernel']}",
         f"- Envoy {machine['envoy_version']}, {machine['nats_server_version']}, Python {machine['python']}",
         f"- evmesh module: `{module['path']}` sha256 {module['sha256']}…, built {module['built']}; repository at "
-        f"{module['repo_head']}, last change to filters/ {module['filters_commit']}"
-        + (" (uncommitted changes in filters/)" if module["filters_dirty"] else "")
+        f"{module['repo_head']}, last change to the NATS filter's sources ({', '.join(NATS_SOURCES)}) "
+        f"{module['filters_commit']}"
+        + (" (with uncommitted changes there)" if module["filters_dirty"] else "")
         + (" **(the module is older than that change)**" if module.get("stale") else ""),
         f"- command: `{command}`",
         f"- pinning: Envoy on CPU {opts.envoy_cpu}, nats-server and the load generator on CPU {opts.client_cpu}; "
