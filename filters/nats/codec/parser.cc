@@ -31,6 +31,24 @@ uint64_t Parser::payload_remaining() const {
   }
 }
 
+void Parser::remember(std::string_view line, const Frame& f) {
+  constexpr size_t kMaxCachedLine = 256;
+  if (line.size() > kMaxCachedLine) {
+    cached_line_.clear();
+    return;
+  }
+  cached_line_.assign(line.data(), line.size());
+  cached_frame_ = f;
+  const auto rebase = [&](std::string_view v) {
+    return v.empty() ? std::string_view() : std::string_view(cached_line_.data() + (v.data() - line.data()), v.size());
+  };
+  cached_frame_.subject = rebase(f.subject);
+  cached_frame_.reply = rebase(f.reply);
+  cached_frame_.sid = rebase(f.sid);
+  cached_frame_.queue = rebase(f.queue);
+  cached_frame_.arg = rebase(f.arg);
+}
+
 bool Parser::fail_at(uint64_t at, const char* reason, const char* reply, std::string_view near) {
   error_offset_ = at;
   error_ = "offset " + std::to_string(at) + ": " + reason + "; near '";

@@ -81,6 +81,8 @@ class Parser {
   template <class Sink>
   bool feed_impl(std::string_view data, Sink& sink, bool stop_at_boundary, size_t* used);
   bool parse_line(std::string_view line, uint64_t start, Frame* f);
+  // Keeps a copy of a short, valid line and its parse (views re-pointed into the copy).
+  void remember(std::string_view line, const Frame& f);
   bool fail(const char* reason, const char* reply, std::string_view near) { return fail_at(offset_, reason, reply, near); }
   bool fail_at(uint64_t at, const char* reason, const char* reply, std::string_view near);
 
@@ -92,6 +94,8 @@ class Parser {
   uint64_t remaining_ = 0;
   uint64_t error_offset_ = 0;
   std::string scratch_;
+  std::string cached_line_;  // the last control line parsed (up to kMaxCachedLine bytes)
+  Frame cached_frame_;
   std::string error_;
   const char* error_reply_ = "";
 };
@@ -134,7 +138,14 @@ bool Parser::feed_impl(std::string_view data, Sink& sink, bool stop_at_boundary,
         offset_ += n;
         data.remove_prefix(n);
         Frame f;
-        if (!parse_line(line, start, &f)) return false;
+        if (line.size() == cached_line_.size() && line == std::string_view(cached_line_)) {
+          // Publishers and subscribers repeat their control lines: reuse the parse.
+          f = cached_frame_;
+          f.start = start;
+        } else {
+          if (!parse_line(line, start, &f)) return false;
+          remember(line, f);
+        }
         sink(static_cast<const Frame&>(f));
         scratch_.clear();
         if (f.has_payload) {

@@ -165,6 +165,20 @@ TEST(NatsParser, ErrorOffsetIsTheBadFramesStart) {
   EXPECT_EQ(q.error_offset(), 6u);
 }
 
+TEST(NatsParser, RepeatedLinesReuseTheirParseWithFreshOffsets) {
+  // The second and third lines hit the line cache; a split one (via scratch) too.
+  const std::string one = "PUB orders.new _INBOX.r 3\r\nabc\r\n";
+  const Result r = check_all_splits(Dir::kClientToServer, one + one + "SUB x q 7\r\n" + one);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.frames.size(), 4u);
+  EXPECT_EQ(r.frames[0], "PUB|orders.new|_INBOX.r||||h0|p3@0+32");
+  EXPECT_EQ(r.frames[1], "PUB|orders.new|_INBOX.r||||h0|p3@32+32");
+  EXPECT_EQ(r.frames[2], "SUB|x||7|q|@64+11");
+  EXPECT_EQ(r.frames[3], "PUB|orders.new|_INBOX.r||||h0|p3@75+32");
+  // An invalid line is never cached: the same bad line fails every time.
+  EXPECT_FALSE(run(Dir::kClientToServer, {"PUB a 1x\r\n"}).ok);
+}
+
 TEST(NatsParser, InControlLineTracksLineStart) {
   Parser p(Dir::kClientToServer, {});
   ASSERT_TRUE(p.feed("PING\r\nPUB fo", [](const Frame&) {}));
