@@ -275,3 +275,87 @@ def test_no_protocol_errors_and_envoy_alive(sidecar: Sidecar):
     for prefix in ("open", "acl", "limits"):
         assert stats.get(f"evmesh.amqp.{prefix}.c2s.protocol_errors", 0) == 0
         assert stats.get(f"evmesh.amqp.{prefix}.s2c.protocol_errors", 0) == 0
+
+
+# --- malformed traffic (keep these last: the test above asserts that nothing before it was malformed)
+
+def _raw_amqp(port: int) -> "socket.socket":
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"AMQP\x00\x00\x09\x01")
+    head = s.recv(7)  # Connection.Start's frame header, from RabbitMQ through the sidecar
+    assert head[:3] == b"\x01\x00\x00", head
+    size = int.from_bytes(head[3:7], "big")
+    need = size + 1
+    while need:
+        chunk = s.recv(need)
+        assert chunk
+        need -= len(chunk)
+    return s
+
+
+def _closed_within(s, seconds: float) -> bool:
+    import socket
+    s.settimeout(seconds)
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+@pytest.mark.parametrize("garbage", [
+    # a method frame whose frame-end octet is not 0xCE
+    b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x0b\x00",
+    # a frame declaring a 2 GiB payload (far above frame_max)
+    b"\x01\x00\x00\x7f\xff\xff\xff" + b"\x00" * 64,
+    # an unknown frame type
+    b"\x09\x00\x00\x00\x00\x00\x00\xce",
+], ids=["bad-frame-end", "huge-size", "bad-type"])
+def test_malformed_frames_close_only_that_connection(sidecar: Sidecar, garbage: bytes):
+    bystander = sidecar.connect(sidecar.open)
+    ch = bystander.channel()
+    ch.queue_declare("malformed.bystander", durable=False)
+    ch.queue_purge("malformed.bystander")
+    before = sidecar.envoy.stats()
+
+    raw = _raw_amqp(sidecar.open)
+    raw.sendall(garbage)
+    assert _closed_within(raw, 10), "the sidecar kept a connection that sent a malformed frame"
+    raw.close()
+
+    deadline = time.monotonic() + 5
+    while stat_delta(sidecar.envoy.stats(), before, "evmesh.amqp.open.c2s.protocol_errors") < 1 \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    after = sidecar.envoy.stats()
+    assert stat_delta(after, before, "evmesh.amqp.open.c2s.protocol_errors") == 1
+    assert sidecar.envoy.alive()
+    # The other connection, open the whole time, still works.
+    ch.basic_publish("", "malformed.bystander", b"still here")
+    for _ in range(50):
+        method, _, body = ch.basic_get("malformed.bystander", auto_ack=True)
+        if method:
+            break
+        time.sleep(0.05)
+    assert body == b"still here"
+    bystander.close()
+
+
+def test_a_non_amqp_client_is_refused_without_harm(sidecar: Sidecar):
+    import socket
+    before = sidecar.envoy.stats()
+    s = socket.create_connection(("127.0.0.1", sidecar.open), timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _closed_within(s, 10)
+    s.close()
+    assert sidecar.envoy.alive()
+    deadline = time.monotonic() + 5
+    while stat_delta(sidecar.envoy.stats(), before, "evmesh.amqp.open.c2s.protocol_errors") < 1 \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stat_delta(sidecar.envoy.stats(), before, "evmesh.amqp.open.c2s.protocol_errors") == 1
