@@ -17,14 +17,7 @@ std::unique_ptr<FilterConfig> make_amqp_config(evm_config_envoy_ptr config_envoy
   if (!cfg) return nullptr;
   MetricsBuilder b(config_envoy, "amqp." + cfg->stat_prefix + ".");
   AmqpMetrics m;
-  m.connections_total = b.counter("connections_total");
-  m.connections_active = b.gauge("connections_active");
-  m.c2s_frames = b.counter("c2s.frames");
-  m.c2s_bytes = b.counter("c2s.bytes");
-  m.s2c_frames = b.counter("s2c.frames");
-  m.s2c_bytes = b.counter("s2c.bytes");
-  m.c2s_protocol_errors = b.counter("c2s.protocol_errors");
-  m.s2c_protocol_errors = b.counter("s2c.protocol_errors");
+  static_cast<ConnectionMetrics&>(m) = define_connection_metrics(b);
   m.channels_closed_by_policy = b.counter("channels_closed_by_policy");
   m.server_channel_errors = b.counter("server_channel_errors");
   m.throttled = b.counter("throttled");

@@ -52,10 +52,8 @@
 
 namespace evmesh::amqp {
 
-struct AmqpMetrics {
-  MetricIndex connections_total, c2s_frames, c2s_bytes, s2c_frames, s2c_bytes, c2s_protocol_errors,
-      s2c_protocol_errors, channels_closed_by_policy, server_channel_errors, throttled;
-  MetricIndex connections_active;  // gauge
+struct AmqpMetrics : ConnectionMetrics {
+  MetricIndex channels_closed_by_policy, server_channel_errors, throttled;
   struct Exchange {
     MetricIndex published_msgs, published_bytes, publish_denied, body_too_large, returned_msgs, confirm_acks,
         confirm_nacks;

@@ -45,6 +45,26 @@ class MetricsBuilder {
   std::string error_;
 };
 
+// The metrics every evmesh network filter keeps per listener, whatever the protocol.
+struct ConnectionMetrics {
+  MetricIndex connections_total, c2s_frames, c2s_bytes, s2c_frames, s2c_bytes, c2s_protocol_errors,
+      s2c_protocol_errors;
+  MetricIndex connections_active;  // gauge
+};
+
+inline ConnectionMetrics define_connection_metrics(MetricsBuilder& b) {
+  ConnectionMetrics m;
+  m.connections_total = b.counter("connections_total");
+  m.connections_active = b.gauge("connections_active");
+  m.c2s_frames = b.counter("c2s.frames");
+  m.c2s_bytes = b.counter("c2s.bytes");
+  m.s2c_frames = b.counter("s2c.frames");
+  m.s2c_bytes = b.counter("s2c.bytes");
+  m.c2s_protocol_errors = b.counter("c2s.protocol_errors");
+  m.s2c_protocol_errors = b.counter("s2c.protocol_errors");
+  return m;
+}
+
 // Per-connection counter deltas.
 class CounterDeltas {
  public:

@@ -12,14 +12,7 @@ std::unique_ptr<FilterConfig> make_nats_config(evm_config_envoy_ptr config_envoy
   if (!cfg) return nullptr;
   MetricsBuilder b(config_envoy, "nats." + cfg->stat_prefix + ".");
   NatsMetrics m;
-  m.connections_total = b.counter("connections_total");
-  m.connections_active = b.gauge("connections_active");
-  m.c2s_frames = b.counter("c2s.frames");
-  m.c2s_bytes = b.counter("c2s.bytes");
-  m.s2c_frames = b.counter("s2c.frames");
-  m.s2c_bytes = b.counter("s2c.bytes");
-  m.c2s_protocol_errors = b.counter("c2s.protocol_errors");
-  m.s2c_protocol_errors = b.counter("s2c.protocol_errors");
+  static_cast<ConnectionMetrics&>(m) = define_connection_metrics(b);
   m.payload_too_large = b.counter("payload_too_large");
   m.c2s_carried = b.counter("c2s.carried_lines");
   m.server_errors = b.counter("server_errors");

@@ -25,10 +25,8 @@
 
 namespace evmesh::nats {
 
-struct NatsMetrics {
-  MetricIndex connections_total, c2s_frames, c2s_bytes, s2c_frames, s2c_bytes, c2s_protocol_errors,
-      s2c_protocol_errors, payload_too_large, server_errors, c2s_carried;
-  MetricIndex connections_active;  // gauge
+struct NatsMetrics : ConnectionMetrics {
+  MetricIndex payload_too_large, server_errors, c2s_carried;
   struct Group {
     MetricIndex published_msgs, published_bytes, delivered_msgs, delivered_bytes, publish_denied, subscribe_denied;
   };
