@@ -1,1 +1,1 @@
-pytest_plugins = ["evmesh.testing.fixtures"]
+pytest_plugins = ["evmesh.testing.fixtures", "evmesh.testing.kafka_fixtures"]
