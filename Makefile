@@ -6,17 +6,17 @@ BAZEL ?= bazel
 MODULES := build/modules
 ENVOY_BIN = $(shell $(PY) -c 'import evmesh.locate as l; print(l.envoy_binary())' 2>/dev/null)
 
-.PHONY: help setup setup-apt setup-venv build test test-cc test-py run bench fuzz clean
+.PHONY: help setup setup-apt setup-venv setup-kafka build test test-cc test-py run bench fuzz clean
 
 help:
-	@echo "make setup   - apt packages + Python venv (idempotent)"
+	@echo "make setup   - apt packages + Python venv + Apache Kafka jars (idempotent)"
 	@echo "make build   - build the Envoy module(s) into $(MODULES)"
 	@echo "make test    - setup, build, C++ and Python tests (what CI runs)"
 	@echo "make run     - setup, build, evmesh run envoy_configs/nats-example.yaml"
 	@echo "make bench   - benchmarks (tests/perf)"
 	@echo "make fuzz    - run the libFuzzer targets for a while (FUZZ_SECONDS=60)"
 
-setup: setup-apt setup-venv
+setup: setup-apt setup-venv setup-kafka
 
 setup-apt:
 	@bash scripts/setup-apt.sh
@@ -25,6 +25,9 @@ setup-venv:
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@$(PY) -m pip install -q -e '.[test]'
+
+setup-kafka: setup-venv
+	@$(PY) -m evmesh.runtime.kafka --fetch
 
 build:
 	@$(BAZEL) build //filters/module:libevmesh.so //filters/module:libevmesh_check.so

@@ -25,7 +25,7 @@ brokers:
     address: 127.0.0.1:99999
 listeners:
   - name: orders
-    protocol: kafka
+    protocol: mqtt
     port: 14222
     broker: nats-main
     nats:
@@ -33,7 +33,7 @@ listeners:
 """
 BAD_LINES = [
     "{p}:5: brokers[0].address: port 99999 is out of range 1..65535",
-    '{p}:8: listeners[0].protocol: protocol "kafka" is not supported yet (supported: nats, amqp)',
+    '{p}:8: listeners[0].protocol: unknown protocol "mqtt" (supported: nats, amqp, kafka)',
     '{p}:12: listeners[0].nats.acl.publish.allow[1]: invalid subject pattern "a..b": empty token',
 ]
 

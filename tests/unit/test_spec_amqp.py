@@ -215,8 +215,7 @@ def test_protocol_mismatches_and_unknown_protocols():
           - {name: c, protocol: amqp, port: 5675, broker: rmq, nats: {}}
         """)
     assert problems(text) == [
-        'spec.yaml:5: brokers[2].protocol: protocol "kafka" is not supported yet (supported: nats, amqp)',
-        'spec.yaml:6: brokers[3].protocol: unknown protocol "mqtt" (supported: nats, amqp)',
+        'spec.yaml:6: brokers[3].protocol: unknown protocol "mqtt" (supported: nats, amqp, kafka)',
         "spec.yaml:8: listeners[0].broker: broker \"nats-main\" speaks nats, this listener amqp",
         'spec.yaml:9: listeners[1].broker: broker "rmq" speaks amqp, this listener nats',
         'spec.yaml:9: listeners[1].amqp: "amqp" options on a nats listener',

@@ -172,12 +172,11 @@ def test_broker_problems():
         "  - nats\n",
     )
     assert problems(text) == [
-        'spec.yaml:7: brokers[1].protocol: protocol "kafka" is not supported yet (supported: nats, amqp)',
         'spec.yaml:8: brokers[1].address: expected "host:port", got "10.0.0.7"',
         'spec.yaml:9: brokers[2].name: duplicate broker name "nats-main" (also brokers[0])',
         'spec.yaml:11: brokers[2].adress: unknown key (did you mean "address"?)',
         'spec.yaml:12: brokers[3].name: invalid name "bad name": use 1-64 of A-Z a-z 0-9 _ -',
-        'spec.yaml:13: brokers[3].protocol: unknown protocol "natz" (supported: nats, amqp)',
+        'spec.yaml:13: brokers[3].protocol: unknown protocol "natz" (supported: nats, amqp, kafka)',
         'spec.yaml:14: brokers[3].address: invalid host "host with space"',
         "spec.yaml:17: brokers[4].address: port 0 is out of range 1..65535",
         "spec.yaml:18: brokers[5]: expected a mapping, got a string",
@@ -187,13 +186,12 @@ def test_broker_problems():
 def test_listener_problems():
     text = GOOD.replace("    port: 14223\n    bind: 0.0.0.0\n    broker: nats-ext\n",
                         "    port: 14222\n    bind: localhost\n    broker: nats-mian\n    kafka: {}\n    prot: 1\n")
-    text = text.replace("  - name: billing\n    protocol: nats\n", "  - name: orders\n    protocol: kafka\n")
+    text = text.replace("  - name: billing\n    protocol: nats\n", "  - name: orders\n    protocol: amqp\n")
     assert problems(text) == [
         'spec.yaml:20: listeners[1].name: duplicate listener name "orders" (also listeners[0])',
-        'spec.yaml:21: listeners[1].protocol: protocol "kafka" is not supported yet (supported: nats, amqp)',
         "spec.yaml:22: listeners[1].port: duplicate listener port 14222 (also listeners[0])",
         'spec.yaml:23: listeners[1].bind: expected an IP address, got "localhost"',
-        'spec.yaml:25: listeners[1].kafka: unknown key',
+        'spec.yaml:25: listeners[1].kafka: "kafka" options on a amqp listener',
         'spec.yaml:26: listeners[1].prot: unknown key (did you mean "port"?)',
     ]
 

@@ -9,21 +9,29 @@ from .models import (
     AmqpAcl,
     AmqpOptions,
     Broker,
+    DurabilityRule,
     ExchangeGroup,
+    KafkaAcl,
+    KafkaNode,
+    KafkaOptions,
     Listener,
     NatsOptions,
     PublishAclRule,
     PublishRule,
     QueueGroup,
+    QuotaRule,
     Spec,
     SubjectGroup,
     ThrottleRule,
+    TopicGroup,
 )
+from .kafka_topics import kafka_topic_pattern_problem
 from .subjects import subject_pattern_problem
 from .topics import topic_pattern_problem
 
 __all__ = [
-    "Acl", "AclRule", "Address", "Admin", "AmqpAcl", "AmqpOptions", "Broker", "ExchangeGroup", "Listener",
-    "NatsOptions", "PublishAclRule", "PublishRule", "QueueGroup", "Spec", "SubjectGroup", "ThrottleRule",
+    "Acl", "AclRule", "Address", "Admin", "AmqpAcl", "AmqpOptions", "Broker", "DurabilityRule", "ExchangeGroup",
+    "KafkaAcl", "KafkaNode", "KafkaOptions", "Listener", "NatsOptions", "PublishAclRule", "PublishRule",
+    "QueueGroup", "QuotaRule", "Spec", "SubjectGroup", "ThrottleRule", "TopicGroup", "kafka_topic_pattern_problem",
     "load_spec", "load_spec_data", "load_spec_text", "subject_pattern_problem", "topic_pattern_problem",
 ]

@@ -31,16 +31,24 @@ from .models import (
     AmqpAcl,
     AmqpOptions,
     Broker,
+    DurabilityRule,
     ExchangeGroup,
+    KafkaAcl,
+    KafkaNode,
+    KafkaOptions,
     Listener,
     NatsOptions,
     PublishAclRule,
     PublishRule,
     QueueGroup,
+    QuotaRule,
     Spec,
     SubjectGroup,
     ThrottleRule,
+    TopicGroup,
 )
+from .kafka_nodes import node_port_problems
+from .kafka_topics import kafka_topic_pattern_problem
 from .subjects import subject_pattern_problem
 from .topics import short_string_problem, topic_pattern_problem
 
@@ -53,6 +61,12 @@ AMQP_LIMITS = {"max_frame": (4096, 16777216), "max_body_size": (1, 2**31)}
 AMQP_THROTTLE_LIMITS = {"messages_per_second": (1, 10_000_000), "bytes_per_second": (1, 2**40)}
 MAX_AMQP_GROUPS = 64  # exchange groups, queue groups, throttle rules (each)
 MAX_AMQP_ACL_RULES = 1024  # per allow/deny list
+KAFKA_LIMITS = {"max_frame": (1024, 2**30), "max_batch_bytes": (1, 2**30)}
+KAFKA_QUOTA_LIMITS = {"records_per_second": (1, 10_000_000), "bytes_per_second": (1, 2**40)}
+MAX_KAFKA_GROUPS = 64  # topic groups, durability rules, quotas (each)
+MAX_KAFKA_ACL_PATTERNS = 1024  # per allow/deny list
+MAX_KAFKA_NODE_ID = 2**31 - 1
+MIN_ACKS = ("all", -1, 1, 0)
 
 _TAG_NAMES = {
     "tag:yaml.org,2002:int": "an integer",
@@ -502,19 +516,229 @@ def _amqp_options(w: _Walker, node: Node, path: str) -> AmqpOptions | None:
     return AmqpOptions(**limits, **parts)
 
 
-_PROTOCOL_OPTIONS = {"nats": _nats_options, "amqp": _amqp_options}
+# -- kafka ---------------------------------------------------------------------------------------
+
+
+def _kafka_topic_pattern(w: _Walker, node: Node, path: str) -> str | None:
+    value = w.string(node, path)
+    if value is None:
+        return None
+    problem = kafka_topic_pattern_problem(value)
+    if problem:
+        w.error(node, path, f'invalid topic pattern "{value}": {problem}')
+        return None
+    return value
+
+
+def _kafka_topic_patterns(w: _Walker, node: Node, path: str) -> tuple[str, ...] | None:
+    items = _bounded_list(w, node, path, MAX_KAFKA_ACL_PATTERNS, "patterns")
+    if items is None:
+        return None
+    patterns = [_kafka_topic_pattern(w, item, _idx(path, i)) for i, item in enumerate(items)]
+    return None if None in patterns or len(items) > MAX_KAFKA_ACL_PATTERNS else tuple(patterns)
+
+
+def _kafka_acl(w: _Walker, node: Node, path: str) -> KafkaAcl | None:
+    fields = w.mapping(node, path, (), ("produce", "consume"))
+    if fields is None:
+        return None
+    parts: dict[str, AclRule | None] = {}
+    for key, value in fields.items():
+        kpath = _key(path, key)
+        lists = w.mapping(value, kpath, (), ("allow", "deny"))
+        if lists is None:
+            parts[key] = None
+            continue
+        patterns = {k: _kafka_topic_patterns(w, v, _key(kpath, k)) for k, v in lists.items()}
+        parts[key] = None if None in patterns.values() else AclRule(**patterns)
+    return None if None in parts.values() else KafkaAcl(**parts)
+
+
+def _node_id(w: _Walker, node: Node, path: str) -> int | None:
+    return w.integer(node, path, 0, MAX_KAFKA_NODE_ID)
+
+
+def _node_ports(w: _Walker, node: Node, path: str) -> tuple[tuple[int, int], ...] | None:
+    """{node id: port}: a mapping with integer keys (the walker's mapping() wants string keys)."""
+    w.visit(node, path)
+    if not isinstance(node, MappingNode):
+        w.error(node, path, f"expected a mapping of node id to port, got {_describe(node)}")
+        return None
+    out: dict[int, int] = {}
+    ok = True
+    for key_node, value_node in node.value:
+        if not (isinstance(key_node, ScalarNode) and key_node.tag == "tag:yaml.org,2002:int"):
+            w.error(key_node, path, f"keys must be node ids (integers), got {_describe(key_node)}")
+            ok = False
+            continue
+        node_id = SafeConstructor().construct_object(key_node)
+        kpath = _key(path, str(node_id))
+        w.visit(value_node, kpath)
+        if not 0 <= node_id <= MAX_KAFKA_NODE_ID:
+            w.error(key_node, kpath, f"node id {node_id} is out of range 0..{MAX_KAFKA_NODE_ID}")
+            ok = False
+            continue
+        if node_id in out:
+            w.error(key_node, kpath, "duplicate key")
+            ok = False
+            continue
+        port = w.integer(value_node, kpath, 1, 65535)
+        if port is None:
+            ok = False
+            continue
+        out[node_id] = port
+    return tuple(out.items()) if ok else None
+
+
+def _topic_groups(w: _Walker, node: Node, path: str) -> tuple[TopicGroup, ...] | None:
+    items = _bounded_list(w, node, path, MAX_KAFKA_GROUPS, "topic groups")
+    if items is None:
+        return None
+    groups: list[TopicGroup | None] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("name", "pattern"))
+        if fields is None:
+            groups.append(None)
+            continue
+        name = _group_name(w, fields.get("name"), _key(ipath, "name"), seen, ipath, "topics")
+        pattern = _kafka_topic_pattern(w, fields["pattern"], _key(ipath, "pattern")) if "pattern" in fields else None
+        groups.append(TopicGroup(name, pattern) if name is not None and pattern is not None else None)
+    return None if None in groups or len(items) > MAX_KAFKA_GROUPS else tuple(groups)
+
+
+def _rule_topic(w: _Walker, fields: dict[str, Node], ipath: str, seen: dict[str, str], what: str) -> str | None:
+    """The `topic` of a durability or quota rule: a pattern, one rule per pattern."""
+    if "topic" not in fields:
+        return None
+    topic = _kafka_topic_pattern(w, fields["topic"], _key(ipath, "topic"))
+    if topic is not None and topic in seen:
+        w.error(fields["topic"], _key(ipath, "topic"), f'duplicate {what} rule for topic "{topic}" (also {seen[topic]})')
+        return None
+    if topic is not None:
+        seen[topic] = ipath
+    return topic
+
+
+def _min_acks(w: _Walker, node: Node, path: str) -> str | int | None:
+    w.visit(node, path)
+    value: Any = None
+    if isinstance(node, ScalarNode) and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:str"):
+        value = node.value if node.tag.endswith(":str") else SafeConstructor().construct_object(node)
+        if value in MIN_ACKS and not isinstance(value, bool):
+            return value
+    shown = f'"{value}"' if isinstance(value, str) else value if value is not None else _describe(node)
+    w.error(node, path, f"expected all, -1, 1 or 0, got {shown}")
+    return None
+
+
+def _durability(w: _Walker, node: Node, path: str) -> tuple[DurabilityRule, ...] | None:
+    items = _bounded_list(w, node, path, MAX_KAFKA_GROUPS, "durability rules")
+    if items is None:
+        return None
+    rules: list[DurabilityRule | None] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("topic", "min_acks"))
+        if fields is None:
+            rules.append(None)
+            continue
+        topic = _rule_topic(w, fields, ipath, seen, "durability")
+        acks = _min_acks(w, fields["min_acks"], _key(ipath, "min_acks")) if "min_acks" in fields else None
+        rules.append(DurabilityRule(topic, acks) if topic is not None and acks is not None else None)
+    return None if None in rules or len(items) > MAX_KAFKA_GROUPS else tuple(rules)
+
+
+def _quotas(w: _Walker, node: Node, path: str) -> tuple[QuotaRule, ...] | None:
+    items = _bounded_list(w, node, path, MAX_KAFKA_GROUPS, "quotas")
+    if items is None:
+        return None
+    rules: list[QuotaRule | None] = []
+    seen: dict[str, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("topic",), tuple(KAFKA_QUOTA_LIMITS))
+        if fields is None:
+            rules.append(None)
+            continue
+        topic = _rule_topic(w, fields, ipath, seen, "quota")
+        limits = {k: w.integer(fields[k], _key(ipath, k), *KAFKA_QUOTA_LIMITS[k])
+                  for k in KAFKA_QUOTA_LIMITS if k in fields}
+        if not limits:
+            w.error(item, ipath, "needs records_per_second or bytes_per_second")
+        ok = topic is not None and limits and None not in limits.values()
+        rules.append(QuotaRule(topic, **limits) if ok else None)
+    return None if None in rules or len(items) > MAX_KAFKA_GROUPS else tuple(rules)
+
+
+def _kafka_options(w: _Walker, node: Node, path: str) -> KafkaOptions | None:
+    fields = w.mapping(node, path, (), ("node_ports", "max_frame", "acl", "topics", "durability",
+                                        "max_batch_bytes", "quotas"))
+    if fields is None:
+        return None
+    limits = {k: w.integer(fields[k], _key(path, k), *KAFKA_LIMITS[k]) for k in KAFKA_LIMITS if k in fields}
+    parts: dict[str, Any] = {}
+    readers = {"node_ports": _node_ports, "acl": _kafka_acl, "topics": _topic_groups,
+               "durability": _durability, "quotas": _quotas}
+    for key, read in readers.items():
+        if key in fields:
+            parts[key] = read(w, fields[key], _key(path, key))
+    if None in limits.values() or None in parts.values():
+        return None
+    return KafkaOptions(**limits, **parts)
+
+
+def _broker_nodes(w: _Walker, node: Node, path: str) -> tuple[KafkaNode, ...] | None:
+    items = w.sequence(node, path)
+    if items is None:
+        return None
+    if not items:
+        w.error(node, path, "expected at least one node (leave nodes out to discover them)")
+        return None
+    nodes: list[KafkaNode | None] = []
+    seen: dict[int, str] = {}
+    for i, item in enumerate(items):
+        ipath = _idx(path, i)
+        fields = w.mapping(item, ipath, ("id", "address"))
+        if fields is None:
+            nodes.append(None)
+            continue
+        node_id = _node_id(w, fields["id"], _key(ipath, "id")) if "id" in fields else None
+        if node_id is not None and node_id in seen:
+            w.error(fields["id"], _key(ipath, "id"), f"duplicate node id {node_id} (also {seen[node_id]})")
+            node_id = None
+        elif node_id is not None:
+            seen[node_id] = ipath
+        address = _address(w, fields["address"], _key(ipath, "address")) if "address" in fields else None
+        nodes.append(KafkaNode(node_id, address) if node_id is not None and address is not None else None)
+    return None if None in nodes else tuple(nodes)
+
+
+_PROTOCOL_OPTIONS = {"nats": _nats_options, "amqp": _amqp_options, "kafka": _kafka_options}
 
 
 def _broker(w: _Walker, node: Node, path: str) -> Broker | None:
-    fields = w.mapping(node, path, ("name", "protocol"), ("address",))
+    fields = w.mapping(node, path, ("name", "protocol"), ("address", "nodes"))
     if fields is None:
         return None
     name = w.name(fields["name"], _key(path, "name")) if "name" in fields else None
     protocol = _protocol(w, fields["protocol"], _key(path, "protocol")) if "protocol" in fields else None
     address = _address(w, fields["address"], _key(path, "address")) if "address" in fields else None
-    if name is None or protocol is None or ("address" in fields and address is None):
+    nodes = None
+    if "nodes" in fields:
+        npath = _key(path, "nodes")
+        if protocol is not None and protocol != "kafka":
+            w.error(fields["nodes"], npath, f'"nodes" is for kafka brokers only, this one speaks {protocol}')
+        elif protocol == "kafka" and "address" not in fields:
+            w.error(fields["nodes"], npath, 'nodes need the bootstrap "address" (a kafka broker without one '
+                                            "is embedded by `evmesh run`, which discovers its nodes)")
+        else:
+            nodes = _broker_nodes(w, fields["nodes"], npath)
+    if name is None or protocol is None or ("address" in fields and address is None) or ("nodes" in fields and nodes is None):
         return None
-    return Broker(name=name, protocol=protocol, address=address)
+    return Broker(name=name, protocol=protocol, address=address, nodes=nodes)
 
 
 def _listener(w: _Walker, node: Node, path: str) -> Listener | None:
@@ -613,10 +837,28 @@ def _check_spec(w: _Walker, root: Node | None) -> Spec | None:
             w.error(node, path, f'unknown broker "{lst.broker}"' + _hint(lst.broker, declared))
         elif broker is not None and broker.protocol != lst.protocol:
             w.error(node, path, f'broker "{broker.name}" speaks {broker.protocol}, this listener {lst.protocol}')
+    _check_kafka_nodes(w, admin, brokers, listeners)
 
     if w.issues or version is None:
         return None
     return Spec(version=version, admin=admin, brokers=tuple(brokers), listeners=tuple(listeners), source=w.source)
+
+
+def _check_kafka_nodes(w: _Walker, admin: Admin, brokers: list[Broker | None], listeners: list[Listener | None]) -> None:
+    """Node ports of the nodes written in the spec (discovered ones are checked again at render time)."""
+    declared = {b.name: [n.id for n in b.nodes] for b in brokers if b is not None and b.nodes is not None}
+    for i, lst in enumerate(listeners):
+        if lst is None or lst.kafka is None or lst.broker not in declared:
+            continue
+        ids = declared[lst.broker]
+        for node_id, _ in lst.kafka.node_ports:
+            if node_id not in ids:
+                path = f"listeners[{i}].kafka.node_ports.{node_id}"
+                shown = ", ".join(str(n) for n in sorted(ids))
+                w.issues.append(SpecIssue(w.source, w.line_of(path), path,
+                                          f'broker "{lst.broker}" has no node {node_id} (its nodes: {shown})'))
+    for path, message in node_port_problems(listeners, brokers, admin.port, declared):
+        w.issues.append(SpecIssue(w.source, w.line_of(path), path, message))
 
 
 # -- entry points ------------------------------------------------------------------------------
@@ -700,8 +942,10 @@ def _native_check(w: _Walker, root: Node | None, spec: Spec | None) -> None:
         if w.issues:  # report the problems we have; the missing library comes up once they are fixed
             return
         raise NativeLibraryMissing(f"{exc} (or skip this check with --no-native-check)") from None
+    declared = {b.name: [n.id for n in b.nodes] for b in spec.brokers if b.nodes} if spec is not None else {}
     for i, lst in candidates:
-        problem = check.check(lst.protocol, lst.filter_json())
+        # kafka: the nodes written in the spec; discovered ones are not known yet ("nodes": [])
+        problem = check.check(lst.protocol, lst.filter_json(declared.get(lst.broker, ())))
         if problem is None:
             continue
         path, message = native_problem_path(i, lst.protocol, problem)
