@@ -27,7 +27,7 @@ setup-venv:
 	@$(PY) -m pip install -q -e '.[test]'
 
 setup-kafka: setup-venv
-	@$(PY) -m evmesh.runtime.kafka --fetch
+	@$(PY) -m evmesh.runtime.fetch_kafka
 
 build:
 	@$(BAZEL) build //filters/module:libevmesh.so //filters/module:libevmesh_check.so

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Debian packages evmesh builds and tests with. Safe to re-run: installs only what is missing.
 set -euo pipefail
-pkgs=(bazel-bootstrap g++ libgtest-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev python3-venv rabbitmq-server)
+pkgs=(bazel-bootstrap g++ libgtest-dev libbenchmark-dev nlohmann-json3-dev zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev python3-venv rabbitmq-server default-jre-headless maven)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,7 +13,6 @@ Readiness for both: a Metadata request (raw socket, no client library) lists eve
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import fcntl
@@ -26,7 +25,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -560,29 +558,3 @@ def start_tansu(name: str, work_dir: Path, port: int | None = None, cancel: thre
         broker.stop()
         raise
     return broker
-
-
-# --- `python -m evmesh.runtime.kafka --fetch` -------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evmesh.runtime.kafka", description=__doc__.splitlines()[0])
-    parser.add_argument("--fetch", action="store_true", help="fetch Apache Kafka's jars into the cache (idempotent)")
-    args = parser.parse_args(argv)
-    if not args.fetch:
-        parser.print_help()
-        return 0
-    try:
-        fresh = not kafka_jars_ready()
-        t0 = time.monotonic()
-        lib = ensure_kafka_jars()
-    except EvmeshError as exc:
-        print(f"error: {exc.details() if isinstance(exc, ProcessError) else exc}", file=sys.stderr)
-        return 2
-    took = f" in {time.monotonic() - t0:.1f}s" if fresh else " (cached)"
-    print(f"Apache Kafka {KAFKA_VERSION} jars: {lib}{took}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
