@@ -14,7 +14,7 @@ import click
 from .. import __version__
 from ..errors import EvmeshError, ProcessError, SpecError
 from ..render import check_bootstrap_file, defaulted_brokers, render_yaml
-from ..render.bootstrap import XDS_APIS, default_embedded_address, render_ads_yaml
+from ..render.bootstrap import XDS_APIS, default_placement, render_ads_yaml
 from ..runtime import ChildDied, run_mesh
 from ..spec import load_spec
 
@@ -71,8 +71,8 @@ def render(spec: str, output: str | None, check: bool, no_native_check: bool, xd
         else:
             text = render_yaml(model)
         for b in [] if xds_address else defaulted_brokers(model):
-            addr = default_embedded_address(b)
-            click.echo(f"note: broker {b.name} has no address; rendered at {addr} (evmesh run starts one)", err=True)
+            click.echo(f"note: broker {b.name} has no address; rendered at {default_placement(b)} "
+                       "(evmesh run starts one)", err=True)
         if output:
             Path(output).write_text(text)
         if check:

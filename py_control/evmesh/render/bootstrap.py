@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
 
-from ..errors import EvmeshError
-from ..spec.models import DEFAULT_BROKER_PORT, Address, Broker, Listener, Spec
+from ..errors import EvmeshError, SpecError, SpecIssue
+from ..spec.kafka_nodes import node_cluster_name, node_listener_name, node_port_problems
+from ..spec.loader import HOSTNAME_RE
+from ..spec.models import DEFAULT_BROKER_PORT, DEFAULT_KAFKA_NODE_ID, Address, Broker, KafkaNode, Listener, Spec
 
 DYNAMIC_MODULE_FILTER = "type.googleapis.com/envoy.extensions.filters.network.dynamic_modules.v3.DynamicModuleNetworkFilter"
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
@@ -41,6 +44,83 @@ def defaulted_brokers(spec: Spec, embedded: Mapping[str, Any] | None = None) -> 
     return [b for b in spec.brokers if b.address is None and not (embedded and b.name in embedded)]
 
 
+def default_placement(broker: Broker) -> str:
+    """Where render alone puts an addressless broker, in words: "127.0.0.1:9092 as node 1" for kafka."""
+    where = str(default_embedded_address(broker))
+    return f"{where} as node {DEFAULT_KAFKA_NODE_ID}" if broker.protocol == "kafka" else where
+
+
+def _discover(address: Address) -> list[tuple[int, str, int]]:
+    from ..kafka.discovery import discover_nodes  # a socket client, loaded only when nodes are discovered
+
+    return discover_nodes(address)
+
+
+def kafka_broker_nodes(
+    spec: Spec,
+    embedded: Mapping[str, Address | str] | None = None,
+    known: Mapping[str, Sequence[KafkaNode]] | None = None,
+    discover: Callable[[Address], list[tuple[int, str, int]]] | None = None,
+) -> dict[str, tuple[KafkaNode, ...]]:
+    """Every kafka broker's nodes (the broker map): the ones written in the spec; else known[name];
+    else, for a broker with an address, discovered from it (one Metadata request, up to 5 s); else
+    (an addressless broker) one node, id 1, at its embedded or default address."""
+    addresses = broker_addresses(spec, embedded)
+    discover = discover or _discover
+    out: dict[str, tuple[KafkaNode, ...]] = {}
+    for i, b in enumerate(spec.brokers):
+        if b.protocol != "kafka":
+            continue
+        if b.nodes is not None:
+            out[b.name] = b.nodes
+        elif known and b.name in known:
+            out[b.name] = tuple(known[b.name])
+        elif b.address is not None:
+            out[b.name] = _discovered(spec, i, b, discover)
+        else:
+            out[b.name] = (KafkaNode(DEFAULT_KAFKA_NODE_ID, addresses[b.name]),)
+    return out
+
+
+def _discovered(spec: Spec, index: int, b: Broker, discover: Callable[[Address], list[tuple[int, str, int]]]):
+    where = f"{spec.source}: brokers[{index}].nodes"
+    try:
+        found = discover(b.address)
+    except EvmeshError as exc:
+        raise EvmeshError(f"{where}: cannot discover the nodes of broker {b.name}: {exc} "
+                          "(or list them under nodes)") from None
+    nodes = []
+    for node_id, host, port in found:
+        if not (_is_ip(host) or (HOSTNAME_RE.fullmatch(host) and len(host) <= 253)):
+            raise EvmeshError(f'{where}: broker {b.name} at {b.address} advertises node {node_id} at invalid host "{host}" '
+                              "(list the nodes under nodes)")
+        nodes.append(KafkaNode(node_id, Address(host, port)))
+    return tuple(sorted(nodes, key=lambda n: n.id))
+
+
+def check_kafka_node_ports(spec: Spec, nodes: Mapping[str, Sequence[KafkaNode]], admin_port: int | None = None) -> None:
+    """Raise SpecError if the node listeners of these nodes need a port over 65535, share a port
+    with anything else, or take another listener's or broker's name (the loader checks the same for
+    nodes written in the spec; this is for discovered and assumed ones)."""
+    port = spec.admin.port if admin_port is None else admin_port
+    ids = {name: [n.id for n in ns] for name, ns in nodes.items()}
+    problems = node_port_problems(spec.listeners, spec.brokers, port, ids)
+    if problems:
+        raise SpecError([SpecIssue(spec.source, None, path, message) for path, message in problems])
+
+
+def listener_ports(spec: Spec, nodes: Mapping[str, Sequence[KafkaNode]] | None = None) -> list[tuple[str, str, int]]:
+    """(Envoy listener name, bind, port) of every listener the render has: the spec's, plus one per
+    node of each kafka listener's broker (nodes: as from kafka_broker_nodes)."""
+    out = []
+    for lst in spec.listeners:
+        out.append((lst.name, lst.bind, lst.port))
+        if lst.protocol == "kafka":
+            for n in (nodes or {}).get(lst.broker, ()):
+                out.append((node_listener_name(lst.name, n.id), lst.bind, lst.node_port(n.id)))
+    return sorted(out)
+
+
 def _as_address(value: Address | str) -> Address:
     if isinstance(value, Address):
         return value
@@ -62,23 +142,37 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-def _listener(lst: Listener) -> dict[str, Any]:
+def _listener(lst: Listener, node_ids: Sequence[int] = ()) -> dict[str, Any]:
+    return _envoy_listener(lst.name, lst.bind, lst.port, lst, lst.filter_json(node_ids), lst.broker)
+
+
+def _kafka_listeners(lst: Listener, nodes: Sequence[KafkaNode]) -> list[dict[str, Any]]:
+    """The bootstrap listener and one listener per broker node, all with the same filter JSON."""
+    config = lst.filter_json([n.id for n in nodes])
+    out = [_envoy_listener(lst.name, lst.bind, lst.port, lst, config, lst.broker)]
+    for n in nodes:
+        out.append(_envoy_listener(node_listener_name(lst.name, n.id), lst.bind, lst.node_port(n.id), lst, config,
+                                   node_cluster_name(lst.broker, n.id)))
+    return out
+
+
+def _envoy_listener(name: str, bind: str, port: int, lst: Listener, config: dict[str, Any], cluster: str) -> dict[str, Any]:
     evmesh_filter = {
         "name": f"evmesh.{lst.protocol}",
         "typed_config": {
             "@type": DYNAMIC_MODULE_FILTER,
             "dynamic_module_config": {"name": "evmesh", "do_not_close": True, "metrics_namespace": "evmesh"},
             "filter_name": lst.protocol,
-            "filter_config": {"@type": STRUCT, "value": lst.filter_json()},
+            "filter_config": {"@type": STRUCT, "value": copy.deepcopy(config)},  # no YAML aliases
         },
     }
     tcp_proxy = {
         "name": "envoy.filters.network.tcp_proxy",
-        "typed_config": {"@type": TCP_PROXY, "stat_prefix": lst.name, "cluster": lst.broker},
+        "typed_config": {"@type": TCP_PROXY, "stat_prefix": name, "cluster": cluster},
     }
     return {
-        "name": lst.name,
-        "address": _socket_address(lst.bind, lst.port),
+        "name": name,
+        "address": _socket_address(bind, port),
         "filter_chains": [{"filters": [evmesh_filter, tcp_proxy]}],
     }
 
@@ -102,19 +196,33 @@ def render_bootstrap(
     spec: Spec,
     embedded_addresses: Mapping[str, Address | str] | None = None,
     admin_port: int | None = None,
+    kafka_nodes: Mapping[str, Sequence[KafkaNode]] | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap for `spec`. Listeners and clusters are sorted by name.
 
     embedded_addresses: where the brokers without an address run (from `evmesh run`);
-    admin_port: overrides spec.admin.port (e.g. a port picked at run time for `port: 0`).
+    admin_port: overrides spec.admin.port (e.g. a port picked at run time for `port: 0`);
+    kafka_nodes: the nodes of kafka brokers whose nodes the spec does not list (from `evmesh run`);
+    any other such broker with an address is asked for them (kafka_broker_nodes).
     """
     addresses = broker_addresses(spec, embedded_addresses)
     port = spec.admin.port if admin_port is None else admin_port
+    nodes = kafka_broker_nodes(spec, embedded_addresses, kafka_nodes)
+    check_kafka_node_ports(spec, nodes, port)
+    listeners: list[dict[str, Any]] = []
+    for lst in spec.listeners:
+        if lst.protocol == "kafka":
+            listeners.extend(_kafka_listeners(lst, nodes[lst.broker]))
+        else:
+            listeners.append(_listener(lst))
+    clusters = [_cluster(name, addresses[name]) for name in addresses]
+    for broker, broker_nodes in nodes.items():
+        clusters.extend(_cluster(node_cluster_name(broker, n.id), n.address) for n in broker_nodes)
     return {
         "admin": {"address": _socket_address(LOCALHOST, port)},
         "static_resources": {
-            "listeners": [_listener(lst) for lst in sorted(spec.listeners, key=lambda x: x.name)],
-            "clusters": [_cluster(name, addresses[name]) for name in sorted(addresses)],
+            "listeners": sorted(listeners, key=lambda x: x["name"]),
+            "clusters": sorted(clusters, key=lambda x: x["name"]),
         },
     }
 
@@ -123,16 +231,17 @@ def render_yaml(
     spec: Spec,
     embedded_addresses: Mapping[str, Address | str] | None = None,
     admin_port: int | None = None,
+    kafka_nodes: Mapping[str, Sequence[KafkaNode]] | None = None,
 ) -> str:
     """render_bootstrap as YAML text; notes defaulted broker addresses in a leading comment."""
     body = yaml.safe_dump(
-        render_bootstrap(spec, embedded_addresses, admin_port),
+        render_bootstrap(spec, embedded_addresses, admin_port, kafka_nodes),
         sort_keys=False,
         default_flow_style=False,
         width=120,
     )
     notes = [
-        f"# broker {b.name} has no address: rendered at {default_embedded_address(b)} "
+        f"# broker {b.name} has no address: rendered at {default_placement(b)} "
         f"(`evmesh run` starts an embedded {b.protocol} broker instead)\n"
         for b in defaulted_brokers(spec, embedded_addresses)
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 from xds.type.v3 import typed_struct_pb2  # noqa: F401 - registers the type
 
 from ..render.bootstrap import render_bootstrap
-from ..spec.models import Address, Spec
+from ..spec.models import Address, KafkaNode, Spec
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -138,9 +138,14 @@ def resources_from_rendered(listeners: Iterable[Mapping[str, Any]], clusters: It
     }
 
 
-def spec_resources(spec: Spec, embedded: Mapping[str, Address | str] | None = None):
-    """{type_url: [Resource]}: exactly the listeners and clusters of the static render of `spec`."""
-    static = render_bootstrap(spec, embedded)["static_resources"]
+def spec_resources(
+    spec: Spec,
+    embedded: Mapping[str, Address | str] | None = None,
+    kafka_nodes: Mapping[str, Sequence[KafkaNode]] | None = None,
+):
+    """{type_url: [Resource]}: exactly the listeners and clusters of the static render of `spec`
+    (kafka node listeners and clusters included; nodes as render_bootstrap finds them)."""
+    static = render_bootstrap(spec, embedded, kafka_nodes=kafka_nodes)["static_resources"]
     return resources_from_rendered(static["listeners"], static["clusters"])
 
 

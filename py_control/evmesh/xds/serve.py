@@ -12,12 +12,12 @@ import hashlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import EvmeshError, SpecError
 from ..spec import Spec, load_spec
-from ..spec.models import Address
+from ..spec.models import Address, KafkaNode
 from .cache import InconsistentSnapshot, Snapshot, SnapshotCache
 from .resources import spec_resources
 from .server import AdsServer, XdsEvent
@@ -27,9 +27,11 @@ POLL_INTERVAL_S = 0.25
 DEFAULT_NODE_CLUSTER = "evmesh"
 
 
-def snapshot_from_spec(spec: Spec, label: str = "", embedded: Mapping[str, Address | str] | None = None) -> Snapshot:
-    """The Snapshot of a spec: the listeners and clusters of its static render."""
-    return Snapshot(spec_resources(spec, embedded), label=label)
+def snapshot_from_spec(spec: Spec, label: str = "", embedded: Mapping[str, Address | str] | None = None,
+                       kafka_nodes: Mapping[str, Sequence[KafkaNode]] | None = None) -> Snapshot:
+    """The Snapshot of a spec: the listeners and clusters of its static render. Kafka brokers with an
+    address and no nodes in the spec are asked for them (one Metadata request each, on every edit)."""
+    return Snapshot(spec_resources(spec, embedded, kafka_nodes), label=label)
 
 
 class SpecWatcher:
@@ -84,6 +86,13 @@ class SpecPublisher:
             for p in exc.problems:
                 self.echo(f"{spec.source}: not pushed: {p}")
             return None
+        except SpecError as exc:  # e.g. node ports of discovered kafka nodes
+            for issue in exc.issues:
+                self.echo(f"{issue}; not pushed")
+            return None
+        except EvmeshError as exc:  # e.g. kafka nodes that cannot be discovered
+            self.echo(f"{spec.source}: not pushed: {exc}")
+            return None
         self.current = snap
         lst = len(snap.get("type.googleapis.com/envoy.config.listener.v3.Listener"))
         cls = len(snap.get("type.googleapis.com/envoy.config.cluster.v3.Cluster"))
@@ -111,7 +120,7 @@ async def serve_spec(
     cache = SnapshotCache(key_by)
     publisher = SpecPublisher(cache, node_cluster, echo)
     if publisher.publish(spec) is None:
-        raise EvmeshError(f"{spec_path}: the first snapshot is inconsistent; nothing to serve")
+        raise EvmeshError(f"{spec_path}: the first snapshot cannot be built (see above); nothing to serve")
     server = AdsServer(cache)
     bound = await server.start(host, port)
     echo(f"ADS server on {host}:{bound} (state of the world and Delta), serving {spec_path} "
