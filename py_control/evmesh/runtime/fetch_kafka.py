@@ -18,7 +18,7 @@ def main() -> int:
     except EvmeshError as exc:
         print(f"error: {exc.details() if isinstance(exc, ProcessError) else exc}", file=sys.stderr)
         return 2
-    took = f"fetched in {time.monotonic() - t0:.1f}s" if fresh else "cached"
+    took = f"ready after {time.monotonic() - t0:.1f}s" if fresh else "cached"
     print(f"Apache Kafka {KAFKA_VERSION} jars: {lib} ({took})")
     return 0
 
