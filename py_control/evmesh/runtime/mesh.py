@@ -14,17 +14,28 @@ from pathlib import Path
 
 from ..errors import EvmeshError, ProcessError
 from ..render import broker_addresses, render_yaml
-from ..spec.models import Address, Spec
+from ..render.bootstrap import check_kafka_node_ports, kafka_broker_nodes, listener_ports
+from ..spec.kafka_nodes import node_listener_name
+from ..spec.models import Address, KafkaNode, Spec
 from .embedded_amqp import start_embedded_rabbitmq
 from .envoy import Envoy, start_envoy
 from .nats import start_nats_server
 from .ports import Cancelled, free_port, port_is_free
 from .process import ManagedProcess
 
-# protocol -> starter(name, work_dir, cancel=...) of an embedded broker (ManagedProcess-shaped); kafka slots in here
+
+
+def _start_tansu(name: str, work_dir: Path, cancel: threading.Event | None = None) -> ManagedProcess:
+    from .kafka import start_tansu  # imported only when a kafka broker is embedded
+
+    return start_tansu(name, work_dir, cancel=cancel)
+
+
+# protocol -> starter(name, work_dir, cancel=...) of an embedded broker (ManagedProcess-shaped, with .port)
 EMBEDDED_BROKERS: dict[str, Callable[..., ManagedProcess]] = {
     "nats": start_nats_server,
     "amqp": start_embedded_rabbitmq,
+    "kafka": _start_tansu,
 }
 POLL_INTERVAL_S = 0.2
 
@@ -42,6 +53,7 @@ class RunningMesh:
     addresses: dict[str, Address]
     envoy: Envoy
     brokers: dict[str, ManagedProcess] = field(default_factory=dict)
+    kafka_nodes: dict[str, tuple[KafkaNode, ...]] = field(default_factory=dict)  # kafka broker -> its nodes
 
     @property
     def admin_url(self) -> str:
@@ -65,10 +77,12 @@ class RunningMesh:
         lines.append(f"envoy: pid {self.envoy.pid}, config {self.config_path}, log {self.envoy.log_path}")
         for lst in sorted(self.spec.listeners, key=lambda x: x.name):
             host = f"[{lst.bind}]" if ":" in lst.bind else lst.bind
-            lines.append(
-                f"{lst.protocol} listener {lst.name}: {lst.protocol}://{host}:{lst.port}"
-                f" -> broker {lst.broker} ({self.addresses[lst.broker]})"
-            )
+            if lst.protocol == "kafka":
+                nodes = ", ".join(f"{n.id} on {lst.node_port(n.id)}" for n in self.kafka_nodes.get(lst.broker, ()))
+                where = f"bootstrap {host}:{lst.port} (nodes {nodes})"
+            else:
+                where = f"{lst.protocol}://{host}:{lst.port}"
+            lines.append(f"{lst.protocol} listener {lst.name}: {where} -> broker {lst.broker} ({self.addresses[lst.broker]})")
         lines.append(f"metrics: {self.admin_url}/stats?filter=evmesh")
         return lines
 
@@ -78,13 +92,27 @@ def _stop_all(processes: list[ManagedProcess]) -> None:
         p.stop()
 
 
-def _check_ports_free(spec: Spec, admin_port: int) -> None:
-    """Envoy binds listeners with port reuse: a clash would be silent, so refuse it up front."""
-    busy = [f"listener {x.name}: {x.bind}:{x.port}" for x in spec.listeners if not port_is_free(x.port, x.bind)]
-    if spec.admin.port and not port_is_free(admin_port):
+def _check_ports_free(spec: Spec, admin_port: int | None, nodes: dict[str, tuple[KafkaNode, ...]],
+                      only: set[str] | None = None) -> None:
+    """Envoy binds listeners with port reuse: a clash would be silent, so refuse it up front.
+    only: check just these Envoy listeners (and not the admin port)."""
+    busy = [f"listener {name}: {bind}:{port}" for name, bind, port in listener_ports(spec, nodes)
+            if (only is None or name in only) and not port_is_free(port, bind)]
+    if only is None and spec.admin.port and not port_is_free(admin_port):
         busy.append(f"admin: 127.0.0.1:{admin_port}")
     if busy:
         raise EvmeshError("port already in use: " + "; ".join(busy))
+
+
+def _embedded_kafka_nodes(name: str, proc: ManagedProcess, address: Address) -> tuple[KafkaNode, ...]:
+    """The nodes an embedded kafka broker reports (one Metadata request)."""
+    from ..kafka.discovery import discover_nodes
+
+    try:
+        found = discover_nodes(address)
+    except EvmeshError as exc:
+        raise proc.failure(f"embedded kafka broker {name}: cannot discover its nodes: {exc}") from None
+    return tuple(KafkaNode(node_id, Address(host, port)) for node_id, host, port in found)
 
 
 def start_mesh(
@@ -98,7 +126,11 @@ def start_mesh(
     work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="evmesh-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     admin_port = spec.admin.port or free_port()
-    _check_ports_free(spec, admin_port)
+    # kafka brokers with an address: the nodes the spec lists or the broker reports, before starting anything
+    nodes = {name: ns for name, ns in kafka_broker_nodes(spec).items() if not spec.broker(name).embedded}
+    check_kafka_node_ports(spec, nodes, admin_port)
+    _check_ports_free(spec, admin_port, nodes)
+    embedded_kafka = {b.name for b in spec.brokers if b.embedded and b.protocol == "kafka"}
     started: list[ManagedProcess] = []
     try:
         brokers: dict[str, ManagedProcess] = {}
@@ -108,17 +140,25 @@ def start_mesh(
             started.append(proc)
             brokers[b.name] = proc
             embedded[b.name] = Address("127.0.0.1", proc.port)
+            if b.name in embedded_kafka:
+                nodes[b.name] = _embedded_kafka_nodes(b.name, proc, embedded[b.name])
+        if embedded_kafka:  # their node listeners are known only now
+            check_kafka_node_ports(spec, nodes, admin_port)
+            _check_ports_free(spec, admin_port, nodes, only={
+                node_listener_name(x.name, n.id) for x in spec.listeners if x.broker in embedded_kafka
+                for n in nodes[x.broker]})
         config_path = work_dir / "envoy.yaml"
-        config_path.write_text(render_yaml(spec, embedded, admin_port=admin_port))
+        config_path.write_text(render_yaml(spec, embedded, admin_port=admin_port, kafka_nodes=nodes))
         envoy = start_envoy(
-            config_path, admin_port, [x.port for x in spec.listeners], work_dir / "envoy.log",
+            config_path, admin_port, [port for _, _, port in listener_ports(spec, nodes)], work_dir / "envoy.log",
             base_id=base_id, cancel=cancel,
         )
         started.insert(0, envoy)
     except BaseException:
         _stop_all(list(reversed(started)))
         raise
-    return RunningMesh(spec, work_dir, config_path, admin_port, broker_addresses(spec, embedded), envoy, brokers)
+    return RunningMesh(spec, work_dir, config_path, admin_port, broker_addresses(spec, embedded), envoy, brokers,
+                       kafka_nodes=nodes)
 
 
 def run_mesh(spec: Spec, work_dir: Path | None, echo: Callable[[str], None]) -> int:

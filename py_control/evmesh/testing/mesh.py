@@ -32,6 +32,26 @@ class MeshHandle:
                 return lst.port
         raise KeyError(f"no listener {name!r} in the spec")
 
+    def node_port(self, listener: str, node_id: int) -> int:
+        """The port of kafka listener `listener`'s node listener for broker node `node_id`."""
+        lst = self._kafka_listener(listener)
+        ids = [n.id for n in self.mesh.kafka_nodes.get(lst.broker, ())]
+        if node_id not in ids:
+            raise KeyError(f"broker {lst.broker} of listener {listener!r} has no node {node_id} (nodes: {ids})")
+        return lst.node_port(node_id)
+
+    def bootstrap(self, listener: str) -> str:
+        """The bootstrap server of kafka listener `listener`, as "127.0.0.1:PORT"."""
+        return f"127.0.0.1:{self._kafka_listener(listener).port}"
+
+    def _kafka_listener(self, name: str):
+        lst = next((x for x in self.spec.listeners if x.name == name), None)
+        if lst is None:
+            raise KeyError(f"no listener {name!r} in the spec")
+        if lst.protocol != "kafka":
+            raise KeyError(f"listener {name!r} speaks {lst.protocol}, not kafka")
+        return lst
+
     def listener_url(self, name: str) -> str:
         lst = next(x for x in self.spec.listeners if x.name == name)
         return f"{lst.protocol}://127.0.0.1:{lst.port}"
