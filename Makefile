@@ -80,7 +80,7 @@ fuzz:
 	@echo "new inputs in build/fuzz/corpus_amqp; crashes as build/fuzz/crash-*: commit reproducers to the corpus"
 	@mkdir -p build/fuzz/corpus_amqp_filter
 	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
-	  filters/amqp/test/fuzz_filter.cc filters/amqp/test/fake_envoy.cc filters/amqp/filter/amqp_filter.cc \
+	  filters/amqp/test/fuzz_filter.cc filters/common/test/fake_envoy.cc filters/amqp/filter/amqp_filter.cc \
 	  filters/amqp/policy/config.cc filters/amqp/policy/topic.cc filters/amqp/codec/frame_parser.cc \
 	  filters/amqp/codec/methods.cc filters/amqp/codec/content_header.cc filters/amqp/codec/field_table.cc \
 	  filters/common/config/json_config.cc filters/common/envoy/metrics.cc filters/common/envoy/module.cc \

@@ -8,6 +8,7 @@
 
 #include "filters/common/abi/envoy_abi.h"
 #include "filters/amqp/policy/config.h"
+#include "filters/kafka/policy/config.h"
 #include "filters/nats/policy/config.h"
 
 namespace {
@@ -15,7 +16,8 @@ namespace {
 bool check(std::string_view kind, std::string_view json, std::string* error) {
   if (kind == "nats") return evmesh::nats::parse_nats_config(json, error).has_value();
   if (kind == "amqp") return evmesh::amqp::parse_amqp_config(json, error).has_value();
-  *error = "filter_name: unknown filter \"" + std::string(kind) + "\" (known: nats, amqp)";
+  if (kind == "kafka") return evmesh::kafka::parse_kafka_config(json, error).has_value();
+  *error = "filter_name: unknown filter \"" + std::string(kind) + "\" (known: nats, amqp, kafka)";
   return false;
 }
 

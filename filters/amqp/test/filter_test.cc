@@ -11,7 +11,7 @@
 
 #include "filters/amqp/codec/encode.h"
 #include "filters/amqp/test/amqp_wire.h"
-#include "filters/amqp/test/fake_envoy.h"
+#include "filters/common/test/fake_envoy.h"
 
 namespace evmesh {
 const std::vector<FilterKind>& filter_kinds() {

@@ -15,7 +15,7 @@
 
 #include "filters/amqp/codec/frame_parser.h"
 #include "filters/amqp/filter/amqp_filter.h"
-#include "filters/amqp/test/fake_envoy.h"
+#include "filters/common/test/fake_envoy.h"
 
 namespace evmesh::amqp::fuzz {
 

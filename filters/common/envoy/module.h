@@ -50,6 +50,10 @@ class Connection {
     return d.empty() || envoy_dynamic_module_callback_network_filter_prepend_read_buffer(
                             raw_, module_buffer{d.data(), d.size()});
   }
+  bool prepend_write(std::string_view d) const {
+    return d.empty() || envoy_dynamic_module_callback_network_filter_prepend_write_buffer(
+                            raw_, module_buffer{d.data(), d.size()});
+  }
   uint32_t buffer_limit() const { return envoy_dynamic_module_callback_network_filter_get_buffer_limit(raw_); }
   bool append_write(std::string_view d) const {
     return d.empty() || envoy_dynamic_module_callback_network_filter_append_write_buffer(

@@ -1,4 +1,4 @@
-#include "filters/amqp/test/fake_envoy.h"
+#include "filters/common/test/fake_envoy.h"
 
 #include "filters/common/abi/envoy_abi.h"
 
