@@ -49,6 +49,7 @@ def test_missing_maven_is_named(isolated: Path):
 def test_a_completed_fetch_is_reused_without_maven_or_java(isolated: Path):
     home = kafka.kafka_home()
     (home / "lib").mkdir(parents=True)
+    (home / "lib" / f"kafka_{kafka.SCALA_VERSION}-{kafka.KAFKA_VERSION}.jar").write_bytes(b"")
     (home / ".complete").write_text("kafka\n")
     assert kafka.ensure_kafka_jars() == home / "lib"
 

@@ -94,7 +94,8 @@ def java_binary() -> str:
 
 def kafka_jars_ready() -> bool:
     """The jars were fetched completely (the marker is written only after a successful fetch)."""
-    return (kafka_home() / _MARKER).is_file()
+    home = kafka_home()
+    return (home / _MARKER).is_file() and (home / "lib" / f"kafka_{SCALA_VERSION}-{KAFKA_VERSION}.jar").is_file()
 
 
 def ensure_kafka_jars(timeout: float = FETCH_TIMEOUT_S) -> Path:
