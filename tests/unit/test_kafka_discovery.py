@@ -1,4 +1,5 @@
-"""Node discovery: one Metadata v1 request over a raw socket, against a tiny in-test server that speaks it."""
+"""Node discovery: one Metadata v4 request over a raw socket, against a tiny in-test server that speaks it
+(and, when the Tansu binary is installed, against a real Tansu)."""
 
 from __future__ import annotations
 
@@ -24,16 +25,21 @@ def _string(s: str | None) -> bytes:
 
 
 def metadata_response(correlation_id: int, brokers: list[tuple[int, str, int, str | None]], controller_id: int,
-                      topics: bytes = struct.pack(">i", 0)) -> bytes:
-    body = struct.pack(">ii", correlation_id, len(brokers))
+                      topics: bytes = struct.pack(">i", 0), cluster_id: str | None = "c1") -> bytes:
+    body = struct.pack(">iii", correlation_id, 0, len(brokers))  # correlation id, throttle_time_ms, broker count
     for node_id, host, port, rack in brokers:
         body += struct.pack(">i", node_id) + _string(host) + struct.pack(">i", port) + _string(rack)
-    body += struct.pack(">i", controller_id) + topics
+    body += _string(cluster_id) + struct.pack(">i", controller_id) + topics
     return struct.pack(">i", len(body)) + body
 
 
+def _declared_short(frame: bytes, n: int) -> bytes:
+    """The frame with a size field n bytes short of its body."""
+    return struct.pack(">i", len(frame) - 4 - n) + frame[4:]
+
+
 def _topics(n: int) -> bytes:
-    """n topics of Metadata v1 (error, name, is_internal, no partitions): bytes the client never reads."""
+    """n topics of Metadata v4 (error, name, is_internal, no partitions): bytes the client never reads."""
     out = struct.pack(">i", n)
     for i in range(n):
         out += struct.pack(">h", 0) + _string(f"topic-{i}") + b"\x00" + struct.pack(">i", 0)
@@ -97,31 +103,31 @@ def _correlation(request: bytes) -> int:
     return struct.unpack_from(">i", request, 8)[0]
 
 
-def test_request_is_metadata_v1_for_all_topics():
+def test_request_is_metadata_v4_for_all_topics():
     req = metadata_request(7)
     size, api_key, version, correlation, client_len = struct.unpack_from(">ihhih", req)
-    assert (size, api_key, version, correlation, client_len) == (len(req) - 4, 3, 1, 7, 6)
+    assert (size, api_key, version, correlation, client_len) == (len(req) - 4, 3, 4, 7, 6)
     assert req[14:20] == b"evmesh"
-    assert struct.unpack_from(">i", req, 20)[0] == -1  # topics: null array
-    assert len(req) == 24
+    assert struct.unpack_from(">ib", req, 20) == (-1, 0)  # topics: null array; allow_auto_topic_creation: false
+    assert len(req) == 25
 
 
 def test_discovers_brokers_sorted_by_node_id(server):
     brokers = [(2, "kafka-2.internal", 9093, "rack-b"), (1, "127.0.0.1", 9092, None)]
     srv = server(lambda req: metadata_response(_correlation(req), brokers, 2, _topics(3)))
-    meta = fetch_metadata(f"127.0.0.1:{srv.port}")
+    meta = fetch_metadata(f"127.0.0.1:{srv.port}")  # cluster id "c1"
     assert meta == ClusterMetadata(((1, "127.0.0.1", 9092), (2, "kafka-2.internal", 9093)), controller_id=2)
     assert discover_nodes(Address("127.0.0.1", srv.port)) == [(1, "127.0.0.1", 9092), (2, "kafka-2.internal", 9093)]
-    assert srv.requests[0][:4] == struct.pack(">i", 20) and srv.requests[0][4:8] == struct.pack(">hh", 3, 1)
+    assert srv.requests[0][:4] == struct.pack(">i", 21) and srv.requests[0][4:8] == struct.pack(">hh", 3, 4)
 
 
 def test_topic_metadata_after_the_controller_is_never_read():
     """The reply is read only up to controller_id, whatever follows; fed all at once or byte by byte."""
-    frame = metadata_response(5, [(0, "h", 1, "r")], 0, _topics(1000))
+    frame = metadata_response(5, [(0, "h", 1, "r")], 0, _topics(1000), cluster_id=None)
     stream = io.BytesIO(frame + b"garbage after the frame")
     assert parse_metadata_response(stream.read, 5) == ClusterMetadata(((0, "h", 1),), 0)
     consumed = stream.tell()
-    assert consumed == len(metadata_response(5, [(0, "h", 1, "r")], 0, b""))
+    assert consumed == len(metadata_response(5, [(0, "h", 1, "r")], 0, b"", cluster_id=None))
 
     stream = io.BytesIO(frame)
 
@@ -138,9 +144,11 @@ def test_topic_metadata_after_the_controller_is_never_read():
     (metadata_response(1, [(1, "h", 0, None)], 1), "broker node 1 has port 0"),
     (metadata_response(1, [(-1, "h", 1, None)], 1), "broker node id -1 is negative"),
     (metadata_response(1, [(1, "h", 1, None), (1, "g", 2, None)], 1), "broker node id 1 is listed twice"),
-    (struct.pack(">iii", 8, 1, 5), "malformed Metadata response: brokers[0].node_id runs past the end of the frame"),
-    (struct.pack(">iii", 12, 1, -3) + b"\0" * 4, "malformed Metadata response: broker count -3"),
-    (struct.pack(">iiiih", 14, 1, 1, 1, -1), "malformed Metadata response: brokers[0].host has length -1"),
+    (struct.pack(">iiii", 12, 1, 0, 5), "malformed Metadata response: brokers[0].node_id runs past the end of the frame"),
+    (struct.pack(">iiii", 16, 1, 0, -3) + b"\0" * 4, "malformed Metadata response: broker count -3"),
+    (struct.pack(">iiiiih", 18, 1, 0, 1, 1, -1), "malformed Metadata response: brokers[0].host has length -1"),
+    (_declared_short(metadata_response(1, [(1, "h", 1, None)], 1, b""), 4),
+     "malformed Metadata response: controller_id runs past the end of the frame"),
     (b"HTTP/1.1 400 Bad Request\r\n", "not a Kafka Metadata response (frame size 1213486160)"),
 ])
 def test_malformed_responses(frame, problem):
@@ -165,3 +173,21 @@ def test_errors_name_the_address(server):
         discover_nodes(f"127.0.0.1:{short.port}")
     assert str(exc.value) == (f"Kafka Metadata from 127.0.0.1:{short.port}: "
                               "the connection closed before a complete Metadata response")
+
+
+def test_against_a_real_tansu(tmp_path):
+    """Tansu answers Metadata v4 (so does Apache Kafka 4.x, which no longer answers v0-v3)."""
+    from evmesh.errors import EvmeshError
+    from evmesh.runtime.kafka import start_tansu
+
+    try:
+        broker = start_tansu("tansu", tmp_path)
+    except EvmeshError as exc:
+        pytest.fail(f"{exc} (this test needs the tansu binary)", pytrace=False)
+    try:
+        nodes = discover_nodes(f"127.0.0.1:{broker.port}")
+    finally:
+        broker.stop()
+    assert len(nodes) == 1
+    (node_id, host, port), = nodes
+    assert node_id >= 0 and host in ("127.0.0.1", "localhost") and port == broker.port

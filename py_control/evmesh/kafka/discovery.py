@@ -1,10 +1,12 @@
-"""A cluster's broker nodes from one Metadata v1 request to a bootstrap server (raw socket, no client library).
+"""A cluster's broker nodes from one Metadata request to a bootstrap server (raw socket, no client library).
 
-Request: size, header v1 (api_key 3, api_version 1, correlation id, client_id "evmesh"), body topics = -1
-(a null array). Response v1: size, correlation id, brokers [node_id int32, host string, port int32,
-rack nullable string], controller_id int32, topics ... The reply is read only as far as controller_id:
-the topic metadata after it is never read, however big, and no length from the wire sizes an allocation
-beyond what the frame size allows.
+Metadata v4, the oldest version both Apache Kafka 4.x (KIP-896 removed v0-v3) and Tansu answer, and the
+newest without flexible (tagged-field) encoding.
+Request: size, header v1 (api_key 3, api_version 4, correlation id, client_id "evmesh"), body topics = -1
+(a null array), allow_auto_topic_creation = false. Response v4: size, correlation id, throttle_time_ms,
+brokers [node_id int32, host string, port int32, rack nullable string], cluster_id nullable string,
+controller_id int32, topics ... The reply is read only as far as controller_id: the topic metadata after
+it is never read, however big, and no length from the wire sizes an allocation beyond the frame size.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..spec.models import Address
 DISCOVERY_TIMEOUT_S = 5.0
 CLIENT_ID = b"evmesh"
 METADATA_API_KEY = 3
-METADATA_VERSION = 1
+METADATA_VERSION = 4
 MAX_FRAME = 1 << 30  # a response size above this is not Kafka talking
 MAX_BROKERS = 100_000
 
@@ -37,9 +39,9 @@ class ClusterMetadata:
 
 
 def metadata_request(correlation_id: int) -> bytes:
-    """A complete Metadata v1 request frame asking for all topics (topics = null)."""
+    """A complete Metadata v4 request frame: all topics (topics = null), no auto-creation."""
     header = struct.pack(">hhih", METADATA_API_KEY, METADATA_VERSION, correlation_id, len(CLIENT_ID)) + CLIENT_ID
-    body = struct.pack(">i", -1)
+    body = struct.pack(">ib", -1, 0)
     return struct.pack(">i", len(header) + len(body)) + header + body
 
 
@@ -72,14 +74,15 @@ class _Cursor:
 
 
 def parse_metadata_response(read: Callable[[int], bytes], correlation_id: int) -> ClusterMetadata:
-    """Parse a Metadata v1 response frame (size prefix included) up to controller_id."""
+    """Parse a Metadata v4 response frame (size prefix included) up to controller_id."""
     size = struct.unpack(">i", read(4))[0]
-    if not 8 <= size <= MAX_FRAME:
+    if not 12 <= size <= MAX_FRAME:
         raise KafkaDiscoveryError(f"not a Kafka Metadata response (frame size {size})")
     cur = _Cursor(read, size)
     got = cur.int32("correlation id")
     if got != correlation_id:
         raise KafkaDiscoveryError(f"Metadata response for correlation id {got}, expected {correlation_id}")
+    cur.int32("throttle_time_ms")
     count = cur.int32("broker count")
     if not 0 <= count <= MAX_BROKERS:
         raise KafkaDiscoveryError(f"malformed Metadata response: broker count {count}")
@@ -98,6 +101,7 @@ def parse_metadata_response(read: Callable[[int], bytes], correlation_id: int) -
         if node_id in brokers:
             raise KafkaDiscoveryError(f"broker node id {node_id} is listed twice")
         brokers[node_id] = (node_id, host, port)
+    cur.string("cluster_id", nullable=True)
     controller_id = cur.int32("controller_id")
     if not brokers:
         raise KafkaDiscoveryError("the Metadata response lists no brokers")
@@ -114,7 +118,7 @@ def _as_address(address: Address | str) -> Address:
 
 
 def fetch_metadata(address: Address | str, timeout: float = DISCOVERY_TIMEOUT_S, correlation_id: int = 1) -> ClusterMetadata:
-    """Send one Metadata v1 request to `address` and parse the broker list; at most `timeout` seconds
+    """Send one Metadata request to `address` and parse the broker list; at most `timeout` seconds
     in all. Raises KafkaDiscoveryError naming the address and what went wrong."""
     addr = _as_address(address)
     deadline = time.monotonic() + timeout
