@@ -50,7 +50,7 @@ def test_rejections_name_the_field(native, config, field):
 
 
 def test_unknown_filter_name(native):
-    problem = native.check("kafka", {"stat_prefix": "x"})
+    problem = native.check("mqtt", {"stat_prefix": "x"})
     assert problem is not None and problem.startswith("filter_name: ")
 
 

@@ -1,6 +1,6 @@
 """`evmesh run` with an addressless kafka broker: embed it (start_tansu), discover its nodes with Metadata,
 render a listener per node, wait for all of them. Here the embedded broker is a tiny Python process that
-answers Metadata v1, and Envoy is replaced by a stand-in that records what it was asked to wait for (the
+answers Metadata v4, and Envoy is replaced by a stand-in that records what it was asked to wait for (the
 real-broker, real-Envoy test lives with the kafka fixtures)."""
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ FAKE_BROKER = textwrap.dedent("""\
             if len(data) < 12:
                 continue
             host = b"127.0.0.1"
-            body = (data[8:12] + struct.pack(">ii", 1, node_id) + struct.pack(">h", len(host)) + host
-                    + struct.pack(">ih", port, -1) + struct.pack(">ii", node_id, 0))
+            # Metadata v4: correlation id, throttle, 1 broker (id, host, port, rack null), cluster id null,
+            # controller id, no topics
+            body = (data[8:12] + struct.pack(">iii", 0, 1, node_id) + struct.pack(">h", len(host)) + host
+                    + struct.pack(">ihh", port, -1, -1) + struct.pack(">ii", node_id, 0))
             conn.sendall(struct.pack(">i", len(body)) + body)
     """)
 
