@@ -553,3 +553,21 @@ def test_xds_publish_reports_discovery_problems_and_pushes_nothing(monkeypatch):
     monkeypatch.setattr(bootstrap, "_discover", lambda address: [(1, "10.0.0.3", 9092)])
     assert publisher.publish(spec) is not None
     assert lines[-1] == "snapshot 2 for node key evmesh: 3 listeners, 3 clusters"
+
+
+def test_native_accepts_what_render_produces():
+    """The built checker takes the kafka JSON as rendered: with nodes, and with "nodes": [] (validate time)."""
+    from evmesh.errors import NativeLibraryMissing
+    from evmesh.spec.native import checker
+
+    try:
+        native = checker()
+    except NativeLibraryMissing as exc:
+        pytest.fail(f"{exc} (this test needs the built libevmesh_check.so)", pytrace=False)
+    example = load_spec(EXAMPLE, native_check=False).listeners[0]
+    assert native.check("kafka", example.filter_json([1])) is None
+    assert native.check("kafka", example.filter_json()) is None
+    assert native.check("kafka", load_spec_text(TWO_NODES, native_check=False).listeners[0].filter_json([1, 2])) is None
+    assert load_spec(EXAMPLE) == load_spec(EXAMPLE, native_check=False)
+    too_long = {**example.filter_json(), "topics": [{"name": "g", "pattern": "a" * 250}]}
+    assert native.check("kafka", too_long).startswith("topics[0].pattern: ")
