@@ -148,7 +148,7 @@ def fetch_metadata(address: Address | str, timeout: float = DISCOVERY_TIMEOUT_S,
             return parse_metadata_response(read, correlation_id)
     except KafkaDiscoveryError as exc:
         raise KafkaDiscoveryError(f"Kafka Metadata from {addr}: {exc}") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise KafkaDiscoveryError(f"Kafka Metadata from {addr}: no answer within {timeout:g}s") from None
     except OSError as exc:
         reason = exc.strerror or str(exc)

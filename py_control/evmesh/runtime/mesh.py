@@ -24,7 +24,6 @@ from .ports import Cancelled, free_port, port_is_free
 from .process import ManagedProcess
 
 
-
 def _start_tansu(name: str, work_dir: Path, cancel: threading.Event | None = None) -> ManagedProcess:
     from .kafka import start_tansu  # imported only when a kafka broker is embedded
 

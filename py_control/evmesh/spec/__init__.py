@@ -1,5 +1,6 @@
 """Mesh spec: frozen models, the validating loader, and the native filter-config check."""
 
+from .kafka_topics import kafka_topic_pattern_problem
 from .loader import load_spec, load_spec_data, load_spec_text
 from .models import (
     Acl,
@@ -25,7 +26,6 @@ from .models import (
     ThrottleRule,
     TopicGroup,
 )
-from .kafka_topics import kafka_topic_pattern_problem
 from .subjects import subject_pattern_problem
 from .topics import topic_pattern_problem
 

@@ -19,6 +19,8 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import EvmeshError, NativeLibraryMissing, SpecError, SpecIssue
+from .kafka_nodes import node_port_problems
+from .kafka_topics import kafka_topic_pattern_problem
 from .models import (
     DEFAULT_ADMIN_PORT,
     DEFAULT_BIND,
@@ -47,8 +49,6 @@ from .models import (
     ThrottleRule,
     TopicGroup,
 )
-from .kafka_nodes import node_port_problems
-from .kafka_topics import kafka_topic_pattern_problem
 from .subjects import subject_pattern_problem
 from .topics import short_string_problem, topic_pattern_problem
 
