@@ -49,8 +49,9 @@ def rabbitmq_server(tmp_path: Path) -> Iterator[RabbitMQ]:
 @pytest.fixture
 def envoy_for_spec(tmp_path: Path) -> Iterator[Callable[[Any], MeshHandle]]:
     """Factory: envoy_for_spec(spec dict | path) -> MeshHandle (.admin_url, .listener_port(name),
-    .stats(), .stop(), .log_text(), .pids()). Brokers without an address get an embedded broker: nats-server
-    for `nats`, RabbitMQ for `amqp`.
+    .stats(), .stop(), .log_text(), .pids(); for kafka listeners .bootstrap(name) and .node_port(name, node_id)).
+    Brokers without an address get an embedded broker: nats-server for `nats`, RabbitMQ for `amqp`, Tansu for
+    `kafka`.
     A missing build/modules/*.so fails the test with the reason."""
     handles: list[MeshHandle] = []
     counter = itertools.count()
