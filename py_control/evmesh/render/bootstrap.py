@@ -13,6 +13,7 @@ from ..errors import EvmeshError, SpecError, SpecIssue
 from ..spec.kafka_nodes import node_cluster_name, node_listener_name, node_port_problems
 from ..spec.loader import HOSTNAME_RE
 from ..spec.models import DEFAULT_BROKER_PORT, DEFAULT_KAFKA_NODE_ID, Address, Broker, KafkaNode, Listener, Spec
+from .policy import with_policy_reference
 
 DYNAMIC_MODULE_FILTER = "type.googleapis.com/envoy.extensions.filters.network.dynamic_modules.v3.DynamicModuleNetworkFilter"
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
@@ -82,6 +83,13 @@ def kafka_broker_nodes(
     return out
 
 
+def discovered_nodes(spec: Spec, index: int, b: Broker,
+                     discover: Callable[[Address], list[tuple[int, str, int]]] | None = None) -> tuple[KafkaNode, ...]:
+    """The nodes of spec.brokers[index] (which has an address), asked with one Metadata request;
+    EvmeshError naming brokers[index].nodes when they cannot be discovered or are unusable."""
+    return _discovered(spec, index, b, discover or _discover)
+
+
 def _discovered(spec: Spec, index: int, b: Broker, discover: Callable[[Address], list[tuple[int, str, int]]]):
     where = f"{spec.source}: brokers[{index}].nodes"
     try:
@@ -142,13 +150,21 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-def _listener(lst: Listener, node_ids: Sequence[int] = ()) -> dict[str, Any]:
-    return _envoy_listener(lst.name, lst.bind, lst.port, lst, lst.filter_json(node_ids), lst.broker)
+def _config(lst: Listener, node_ids: Sequence[int], policy_source: str | None) -> dict[str, Any]:
+    """The listener's filter JSON; with a policy source, its policy keys replaced by a reference."""
+    config = lst.filter_json(node_ids)
+    if policy_source is None:
+        return config
+    return with_policy_reference(lst.protocol, config, lst.name, policy_source)
 
 
-def _kafka_listeners(lst: Listener, nodes: Sequence[KafkaNode]) -> list[dict[str, Any]]:
+def _listener(lst: Listener, policy_source: str | None = None) -> dict[str, Any]:
+    return _envoy_listener(lst.name, lst.bind, lst.port, lst, _config(lst, (), policy_source), lst.broker)
+
+
+def _kafka_listeners(lst: Listener, nodes: Sequence[KafkaNode], policy_source: str | None = None) -> list[dict[str, Any]]:
     """The bootstrap listener and one listener per broker node, all with the same filter JSON."""
-    config = lst.filter_json([n.id for n in nodes])
+    config = _config(lst, [n.id for n in nodes], policy_source)
     out = [_envoy_listener(lst.name, lst.bind, lst.port, lst, config, lst.broker)]
     for n in nodes:
         out.append(_envoy_listener(node_listener_name(lst.name, n.id), lst.bind, lst.node_port(n.id), lst, config,
@@ -197,13 +213,16 @@ def render_bootstrap(
     embedded_addresses: Mapping[str, Address | str] | None = None,
     admin_port: int | None = None,
     kafka_nodes: Mapping[str, Sequence[KafkaNode]] | None = None,
+    policy_source: str | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap for `spec`. Listeners and clusters are sorted by name.
 
     embedded_addresses: where the brokers without an address run (from `evmesh run`);
     admin_port: overrides spec.admin.port (e.g. a port picked at run time for `port: 0`);
     kafka_nodes: the nodes of kafka brokers whose nodes the spec does not list (from `evmesh run`);
-    any other such broker with an address is asked for them (kafka_broker_nodes).
+    any other such broker with an address is asked for them (kafka_broker_nodes);
+    policy_source: "127.0.0.1:PORT" of a live-policy server (`evmesh xds serve`): every filter JSON then
+    names its policy instead of carrying the policy keys (render/policy.py).
     """
     addresses = broker_addresses(spec, embedded_addresses)
     port = spec.admin.port if admin_port is None else admin_port
@@ -212,9 +231,9 @@ def render_bootstrap(
     listeners: list[dict[str, Any]] = []
     for lst in spec.listeners:
         if lst.protocol == "kafka":
-            listeners.extend(_kafka_listeners(lst, nodes[lst.broker]))
+            listeners.extend(_kafka_listeners(lst, nodes[lst.broker], policy_source))
         else:
-            listeners.append(_listener(lst))
+            listeners.append(_listener(lst, policy_source))
     clusters = [_cluster(name, addresses[name]) for name in addresses]
     for broker, broker_nodes in nodes.items():
         clusters.extend(_cluster(node_cluster_name(broker, n.id), n.address) for n in broker_nodes)

@@ -142,10 +142,12 @@ def spec_resources(
     spec: Spec,
     embedded: Mapping[str, Address | str] | None = None,
     kafka_nodes: Mapping[str, Sequence[KafkaNode]] | None = None,
+    policy_source: str | None = None,
 ):
     """{type_url: [Resource]}: exactly the listeners and clusters of the static render of `spec`
-    (kafka node listeners and clusters included; nodes as render_bootstrap finds them)."""
-    static = render_bootstrap(spec, embedded, kafka_nodes=kafka_nodes)["static_resources"]
+    (kafka node listeners and clusters included; nodes as render_bootstrap finds them). With
+    policy_source, the filter JSONs name their live policy instead of carrying it (render/policy.py)."""
+    static = render_bootstrap(spec, embedded, kafka_nodes=kafka_nodes, policy_source=policy_source)["static_resources"]
     return resources_from_rendered(static["listeners"], static["clusters"])
 
 
