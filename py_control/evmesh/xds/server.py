@@ -90,6 +90,7 @@ class _Stream:
         self.node_id = ""
         self.key = ""
         self.snapshot: Snapshot | None = None
+        self.synced_label = ""  # the label of the last snapshot this stream was synced to
         self.types: dict[str, _TypeState] = {}
         self._nonces = itertools.count(1)
         self._cancel_watch: Callable[[], None] | None = None
@@ -246,6 +247,7 @@ class _Stream:
             want = self.desired(st.type_url)
             if want is None or self._version_of(st.type_url, want) != st.acked_version:
                 return
+        self.synced_label = self.snapshot.label
         self._emit("synced", label=self.snapshot.label)
 
     def handle(self, req) -> None:  # pragma: no cover - abstract
@@ -445,6 +447,14 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 },
             })
         return out
+
+    def has_streams(self, key: str) -> bool:
+        """True when a node of key `key` has an open stream."""
+        return any(s.key == key for s in self._streams)
+
+    def synced(self, key: str, label: str) -> bool:
+        """True when every open stream of node key `key` has ACKed snapshot `label` (or none is open)."""
+        return all(s.synced_label == label for s in self._streams if s.key == key)
 
     # ---- the gRPC service -----------------------------------------------------------------------------
 
