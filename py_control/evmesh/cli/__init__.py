@@ -128,9 +128,14 @@ def xds() -> None:
 @click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=0.25, show_default=True,
               help="Seconds between checks of the spec file.")
 @click.option("--no-native-check", is_flag=True, help="Skip the C++ filter-config check (libevmesh_check.so).")
+@click.option("--policy-port", type=click.IntRange(0, 65535), default=None,
+              help="Live-policy server port on 127.0.0.1 (default: --port + 1, a free port when --port is 0; "
+                   "0: no live policy, policies inline in the listeners).")
+@click.option("--discovery-interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
+              help="Seconds between Metadata requests to kafka brokers whose nodes the spec does not list.")
 @click.option("-q", "--quiet", is_flag=True, help="Log only NACKs and problems, not every push and ACK.")
 def xds_serve(spec: str, host: str, port: int, node_key: str, key_by: str, poll_interval: float,
-              no_native_check: bool, quiet: bool) -> None:
+              no_native_check: bool, policy_port: int | None, discovery_interval: float, quiet: bool) -> None:
     """Serve SPEC over ADS; re-push when the file changes (a bad edit is reported, not pushed)."""
     import os
 
@@ -141,7 +146,12 @@ def xds_serve(spec: str, host: str, port: int, node_key: str, key_by: str, poll_
         click.echo(line, err=True)
 
     try:
-        code = run_serve(spec, host, port, node_key, key_by, poll_interval, not no_native_check, quiet, echo)
+        if policy_port is None:
+            policy_port = port + 1 if 0 < port < 65535 else 0  # 0 for the library: a free port
+        elif policy_port == 0:
+            policy_port = None  # disabled
+        code = run_serve(spec, host, port, node_key, key_by, poll_interval, not no_native_check, quiet, echo,
+                         policy_port, discovery_interval)
     except EvmeshError as exc:
         _fail(exc)
     sys.exit(code)
