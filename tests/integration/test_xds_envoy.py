@@ -284,7 +284,10 @@ async def test_evmesh_xds_serve_follows_spec_edits(broker, tmp_path, start_sidec
     spec_path = tmp_path / "mesh.yaml"
     spec_path.write_text(yaml.safe_dump(data, sort_keys=False))
     evmesh = Path(sys.prefix) / "bin" / "evmesh"
-    serve = ManagedProcess("evmesh-xds", [evmesh, "xds", "serve", spec_path, "--port", str(port), "--poll-interval", "0.1"],
+    # --policy-port 0: policies inline in the listeners, so an ACL edit is an LDS update (live policy, where
+    # it is not, is tests/integration/test_xds_live_policy.py)
+    serve = ManagedProcess("evmesh-xds", [evmesh, "xds", "serve", spec_path, "--port", str(port), "--poll-interval", "0.1",
+                                          "--policy-port", "0"],
                            tmp_path / "serve.log", env=dict(os.environ), stop_signal=signal.SIGTERM)
     try:
         _wait_log(serve, r"ADS server on 127\.0\.0\.1:\d+")
