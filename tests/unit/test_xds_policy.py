@@ -383,9 +383,21 @@ def test_serve_spec_edit_wakes_the_long_poll_and_a_bad_edit_publishes_nothing(tm
 def test_cli_policy_port_defaults_to_ads_port_plus_one(tmp_path):
     from evmesh.runtime.ports import free_port
 
+    def free_pair() -> int:
+        """A free port whose successor is free too."""
+        for _ in range(100):
+            port = free_port()
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 1))
+                    return port
+                except OSError:
+                    continue
+        raise AssertionError("no two free consecutive ports")
+
     path = tmp_path / "mesh.yaml"
     write(path, nats_spec(["orders.>"]))
-    port = free_port()
+    port = free_pair()
     evmesh = Path(sys.prefix) / "bin" / "evmesh"
     proc = subprocess.Popen([evmesh, "xds", "serve", path, "--port", str(port), "--no-native-check"],
                             stderr=subprocess.PIPE, text=True)

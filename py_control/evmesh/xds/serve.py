@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -294,7 +295,8 @@ async def serve_spec(
         try:
             source = f"127.0.0.1:{await policy_server.start(policy_port)}"
         except OSError as exc:
-            raise EvmeshError(f"cannot serve policies on 127.0.0.1:{policy_port}: {exc.strerror or exc}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise EvmeshError(f"cannot serve policies on 127.0.0.1:{policy_port}: {reason}") from None
     discovery = KafkaDiscovery(echo, discover, max(0.5, min(DISCOVERY_TIMEOUT_S, discovery_interval)))
     publisher = SpecPublisher(cache, node_cluster, echo, store, source, native_check,
                               has_streams=lambda: server.has_streams(node_cluster))
