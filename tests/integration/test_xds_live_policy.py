@@ -107,11 +107,6 @@ class Sidecar:
         cfg.write_text(render_ads_yaml(spec, f"127.0.0.1:{serve.ads_port}", "sidecar-1", NODE_CLUSTER, "sotw",
                                        admin_port=self.admin_port))
         self.envoy = Envoy(cfg, self.admin_port, ports, work / "envoy.log")
-        try:
-            self.envoy.wait_ready()
-        except BaseException:
-            self.envoy.stop()
-            raise
 
     def stats(self) -> dict[str, int]:
         return self.envoy.stats()
@@ -137,7 +132,11 @@ def mesh(tmp_path: Path) -> Iterator[Callable[..., tuple[Serve, Sidecar]]]:
         serve.wait_log(r"snapshot 1 for node key evmesh: .*; policy \w+" if live else r"snapshot 1 for node key")
         sidecar = Sidecar(tmp_path, serve, ports)
         started.append(sidecar)
-        serve.wait_log(r"LDS ACK of version \w+ \(snapshot 1\)")
+        first = serve.wait_log(r"LDS (ACK|NACK) of version \w+ \(.*snapshot 1\).*$")
+        if first.group(1) == "NACK":  # e.g. a module that does not take "policy" yet
+            pytest.fail(f"Envoy rejected the first listeners: {first.group(0)}\n"
+                        + "\n".join(x for x in sidecar.envoy.log_text().splitlines() if "evmesh:" in x), pytrace=False)
+        sidecar.envoy.wait_ready()
         if live:
             serve.wait_log(r"policy ACK version \w+")
         return serve, sidecar
