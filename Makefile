@@ -6,7 +6,7 @@ BAZEL ?= bazel
 MODULES := build/modules
 ENVOY_BIN = $(shell $(PY) -c 'import evmesh.locate as l; print(l.envoy_binary())' 2>/dev/null)
 
-.PHONY: help setup setup-apt setup-venv setup-kafka build test test-cc test-py run bench fuzz clean
+.PHONY: help setup setup-apt setup-venv setup-kafka build test test-cc test-py run bench bench-kafka fuzz clean
 
 help:
 	@echo "make setup   - apt packages + Python venv + Apache Kafka jars (idempotent)"
@@ -71,6 +71,18 @@ fuzz:
 	build/fuzz/kafka_codec -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 	  build/fuzz/corpus_kafka filters/kafka/test/corpus/kafka_codec || true
 	@echo "new inputs in build/fuzz/corpus_kafka; crashes as crash-*: commit reproducers to the corpus"
+	@mkdir -p build/fuzz/corpus_kafka_filter
+	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
+	  filters/kafka/test/fuzz_filter.cc filters/common/test/fake_envoy.cc filters/kafka/filter/kafka_filter.cc \
+	  filters/kafka/filter/quota.cc filters/kafka/policy/config.cc filters/kafka/codec/api_keys.cc \
+	  filters/kafka/codec/framing.cc filters/kafka/codec/messages.cc filters/kafka/codec/topics.cc \
+	  filters/kafka/codec/records.cc filters/kafka/codec/stream.cc filters/common/config/json_config.cc \
+	  filters/common/envoy/metrics.cc filters/common/envoy/module.cc filters/common/envoy/delayed_commits.cc \
+	  filters/common/config/policy_ref.cc filters/common/live/registry.cc \
+	  -lz -lsnappy -llz4 -lzstd -lpthread -o build/fuzz/kafka_filter
+	build/fuzz/kafka_filter -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+	  build/fuzz/corpus_kafka_filter filters/kafka/test/corpus/kafka_filter || true
+	@echo "new inputs in build/fuzz/corpus_kafka_filter; crashes as crash-*: commit reproducers to the corpus"
 	@mkdir -p build/fuzz/corpus_amqp
 	clang++-14 -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -I. \
 	  filters/amqp/test/fuzz_parser.cc filters/amqp/codec/frame_parser.cc filters/amqp/codec/methods.cc \
@@ -83,7 +95,8 @@ fuzz:
 	  filters/amqp/test/fuzz_filter.cc filters/common/test/fake_envoy.cc filters/amqp/filter/amqp_filter.cc \
 	  filters/amqp/policy/config.cc filters/amqp/policy/topic.cc filters/amqp/codec/frame_parser.cc \
 	  filters/amqp/codec/methods.cc filters/amqp/codec/content_header.cc filters/amqp/codec/field_table.cc \
-	  filters/common/config/json_config.cc filters/common/envoy/metrics.cc filters/common/envoy/module.cc \
+	  filters/common/config/json_config.cc filters/common/config/policy_ref.cc filters/common/live/registry.cc \
+	  filters/common/envoy/metrics.cc filters/common/envoy/module.cc \
 	  filters/common/envoy/delayed_commits.cc -lpthread -o build/fuzz/amqp_filter
 	cd build/fuzz && ./amqp_filter -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 	  corpus_amqp_filter ../../filters/amqp/test/corpus/amqp_filter || true
@@ -95,3 +108,6 @@ clean:
 
 bench-amqp: setup build
 	@$(PY) tests/perf/bench_amqp.py
+
+bench-kafka: setup build
+	@$(PY) tests/perf/bench_kafka.py

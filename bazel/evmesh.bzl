@@ -1,7 +1,7 @@
 """The one facade for evmesh build rules."""
 
 # Only the hooks are exported from a module; everything else stays hidden.
-EVMESH_COPTS = ["-fvisibility=hidden"]
+EVMESH_COPTS = ["-fvisibility=hidden", "-fvisibility-inlines-hidden"]
 
 def evmesh_cc_library(name, copts = [], **kwargs):
     """A library of filter code (exceptions stay on; module.cc catches them at the C boundary)."""

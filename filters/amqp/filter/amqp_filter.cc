@@ -37,7 +37,11 @@ std::unique_ptr<FilterConfig> make_amqp_config(evm_config_envoy_ptr config_envoy
     *error = b.error();
     return nullptr;
   }
-  return std::make_unique<AmqpFilterConfig>(std::move(*cfg), b.take(), std::move(m));
+  auto out = std::make_unique<AmqpFilterConfig>(b.take(), std::move(m));
+  if (!out->pol().setup(std::move(*cfg), json, {"acl", "max_body_size", "throttle"}, &parse_amqp_config, error)) {
+    return nullptr;
+  }
+  return out;
 }
 
 uint64_t AmqpFilterConfig::steady_now_ns() {
@@ -85,7 +89,8 @@ AmqpFilter::AmqpFilter(const AmqpFilterConfig& config, evm_filter_envoy_ptr f)
       c2s_(Dir::kClientToServer, config.cfg().max_frame),
       s2c_(Dir::kServerToClient, config.cfg().max_frame) {
   deltas_.add(config_.m().connections_total);
-  buckets_.resize(config.cfg().throttle.size());
+  pol_ = config_.pol().get(&pol_gen_);
+  buckets_.resize(pol_->throttle.size());
 }
 
 AmqpFilter::~AmqpFilter() {
@@ -178,8 +183,18 @@ std::string AmqpFilter::denial_prefix() const {
 
 // ---------------------------------------------------------------- client -> broker
 
+void AmqpFilter::refresh_policy() {
+  if (!config_.pol().live() || config_.pol().generation() == pol_gen_) return;
+  for (const auto& [id, ch] : channels_) {
+    if (ch.pub == Channel::Pub::kAwaitHeader) return;  // next time
+  }
+  pol_ = config_.pol().get(&pol_gen_);
+  buckets_.assign(pol_->throttle.size(), Buckets{});
+}
+
 int AmqpFilter::on_read(size_t /*length*/, bool end_stream) {
   if (closed_) return EVM_NET_STOP_ITERATION;
+  refresh_policy();
   if (!carry_.empty()) {
     // The undecided tail drained at the end of the previous read goes back in
     // front of the new bytes; the parser has already seen it.
@@ -259,7 +274,7 @@ bool AmqpFilter::partial_may_be_dropped() const {
   auto it = channels_.find(id);
   const Channel* ch = it == channels_.end() ? nullptr : &it->second;
   if (ch != nullptr && ch->client_denied) return true;
-  const AmqpConfig& cfg = config_.cfg();
+  const AmqpConfig& cfg = pol();
   switch (c2s_.partial_type()) {
     case 1: {  // method
       Reader r(c2s_.partial_payload());
@@ -419,7 +434,7 @@ void AmqpFilter::on_client_frame(const Frame& f) {
         case kBasicConsume:
         case kBasicGet: {
           const uint32_t q = static_cast<uint32_t>(config_.cfg().queues.classify(mt.queue));
-          if (!config_.cfg().acl.allow_consume(mt.queue)) {
+          if (!pol().acl.allow_consume(mt.queue)) {
             deltas_.add(m.queues[q].consume_denied);
             close_channel(f.channel, ch, f.start, f.start + f.frame_len(), 403,
                           "ACCESS_REFUSED - access to queue '" + std::string(mt.queue) + "' in vhost '" + vhost_ +
@@ -453,7 +468,7 @@ void AmqpFilter::on_client_frame(const Frame& f) {
         case kChannelOpen:
         case kChannelClose:
         case kChannelCloseOk: {
-          if (ch.pub == Channel::Pub::kAwaitHeader && config_.cfg().max_body_size) --awaiting_header_;
+          if (ch.pub == Channel::Pub::kAwaitHeader && pol().max_body_size) --awaiting_header_;
           const uint16_t closes = ch.upstream_closes;
           const bool gated = ch.open_gated;
           ch = Channel();
@@ -509,7 +524,7 @@ void AmqpFilter::on_client_denied_channel(const Frame& f, Channel& ch) {
 
 void AmqpFilter::on_publish(const Frame& f, Channel& ch) {
   const Method& mt = *f.method;
-  const AmqpConfig& cfg = config_.cfg();
+  const AmqpConfig& cfg = pol();
   split_words(mt.routing_key, &words_);
   const uint32_t g = static_cast<uint32_t>(cfg.exchanges.classify(mt.exchange, words_));
   if (!cfg.acl.allow_publish(mt.exchange, words_)) {
@@ -529,7 +544,7 @@ void AmqpFilter::on_publish(const Frame& f, Channel& ch) {
 }
 
 void AmqpFilter::on_publish_header(const Frame& f, Channel& ch) {
-  const AmqpConfig& cfg = config_.cfg();
+  const AmqpConfig& cfg = pol();
   const uint64_t size = f.header->body_size;
   if (cfg.max_body_size) --awaiting_header_;
   ch.pub = Channel::Pub::kIdle;
@@ -573,7 +588,7 @@ void AmqpFilter::on_publish_header(const Frame& f, Channel& ch) {
 void AmqpFilter::close_channel(uint16_t id, Channel& ch, uint64_t replace_begin, uint64_t replace_end,
                                uint16_t code, const std::string& text, uint16_t failed_class,
                                uint16_t failed_method) {
-  if (ch.pub == Channel::Pub::kAwaitHeader && config_.cfg().max_body_size) --awaiting_header_;
+  if (ch.pub == Channel::Pub::kAwaitHeader && pol().max_body_size) --awaiting_header_;
   ch.pub = Channel::Pub::kIdle;
   rd_edits_.push_back({replace_begin, replace_end, encode_close(id, 200, "evmesh: channel closed by policy", 0, 0)});
   pending_client_ += encode_close(id, code, text, failed_class, failed_method);
@@ -783,7 +798,7 @@ void AmqpFilter::on_server_frame(const Frame& f, uint64_t base) {
           break;
         case kChannelClose:
           if (mt.reply_code != 200) deltas_.add(m.server_channel_errors);
-          if (ch.pub == Channel::Pub::kAwaitHeader && config_.cfg().max_body_size) --awaiting_header_;
+          if (ch.pub == Channel::Pub::kAwaitHeader && pol().max_body_size) --awaiting_header_;
           ch.pub = Channel::Pub::kIdle;
           break;
         case kChannelCloseOk:

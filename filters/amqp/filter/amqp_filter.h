@@ -49,6 +49,7 @@
 #include "filters/common/envoy/delayed_commits.h"
 #include "filters/common/envoy/metrics.h"
 #include "filters/common/envoy/module.h"
+#include "filters/common/live/live_config.h"
 
 namespace evmesh::amqp {
 
@@ -67,11 +68,14 @@ struct AmqpMetrics : ConnectionMetrics {
 
 class AmqpFilterConfig : public FilterConfig {
  public:
-  AmqpFilterConfig(AmqpConfig cfg, MetricTable table, AmqpMetrics m)
-      : cfg_(std::move(cfg)), table_(std::move(table)), m_(std::move(m)) {}
+  AmqpFilterConfig(MetricTable table, AmqpMetrics m) : table_(std::move(table)), m_(std::move(m)) {}
   std::unique_ptr<NetworkFilter> create(evm_filter_envoy_ptr f) const override;
 
-  const AmqpConfig& cfg() const { return cfg_; }
+  // The structural config (stat_prefix, groups, max_frame).
+  const AmqpConfig& cfg() const { return pol_.base(); }
+  // The policies: the parsed config, or the live one when the JSON names a policy.
+  live::LivePolicy<AmqpConfig>& pol() { return pol_; }
+  const live::LivePolicy<AmqpConfig>& pol() const { return pol_; }
   const MetricTable& table() const { return table_; }
   const AmqpMetrics& m() const { return m_; }
   // Throttled connections wake up through these delayed commits.
@@ -82,7 +86,7 @@ class AmqpFilterConfig : public FilterConfig {
  private:
   static uint64_t steady_now_ns();
 
-  AmqpConfig cfg_;
+  live::LivePolicy<AmqpConfig> pol_;
   MetricTable table_;
   AmqpMetrics m_;
   mutable DelayedCommits commits_;
@@ -153,6 +157,10 @@ class AmqpFilter : public NetworkFilter {
   void protocol_error(bool c2s, const Parser& p);
   void on_tune_ok(uint32_t frame_max);
   Channel& channel(uint16_t id) { return channels_[id]; }
+  // Takes a new live policy when its generation moved, between publishes
+  // (a publish decided on the old policy keeps it until its header is in).
+  void refresh_policy();
+  const AmqpConfig& pol() const { return *pol_; }
   std::string denial_prefix() const;
   uint64_t throttle_wait_ns(uint64_t now);
   void arm_timer(uint64_t wait_ns);
@@ -167,6 +175,8 @@ class AmqpFilter : public NetworkFilter {
   Parser s2c_;
   codec::ChunkList chunks_;
   std::unordered_map<uint16_t, Channel> channels_;
+  std::shared_ptr<const AmqpConfig> pol_;
+  uint64_t pol_gen_ = 0;
   std::unordered_map<std::string, uint32_t> consumers_;  // consumer tag -> queue group (bounded)
   std::string last_tag_;           // one-entry cache in front of consumers_ (no allocation per delivery)
   uint32_t last_tag_group_ = 0;

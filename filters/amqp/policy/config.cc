@@ -102,9 +102,10 @@ std::optional<AmqpConfig> parse_amqp_config(std::string_view json, std::string* 
   if (!config::parse_json(json, &root, error)) return std::nullopt;
   AmqpConfig cfg;
   ObjectReader r(root, "", error);
-  if (!r.only_keys({"stat_prefix", "max_frame", "max_body_size", "acl", "exchanges", "queues", "throttle"})) {
+  if (!r.only_keys({"stat_prefix", "max_frame", "max_body_size", "acl", "exchanges", "queues", "throttle", "policy"})) {
     return std::nullopt;
   }
+  if (!live::read_policy_ref(root, &cfg.policy, error)) return std::nullopt;
   if (!r.string("stat_prefix", true, &cfg.stat_prefix)) return std::nullopt;
   if (!valid_name(cfg.stat_prefix)) {
     r.fail("stat_prefix", "must be 1-64 characters of [A-Za-z0-9_-]");

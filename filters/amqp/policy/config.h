@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "filters/common/config/policy_ref.h"
 #include <vector>
 
 #include "filters/amqp/policy/topic.h"
@@ -28,6 +30,7 @@ struct AmqpConfig {
   ExchangeGroups exchanges;
   QueueGroups queues;
   std::vector<ThrottleRule> throttle;
+  live::PolicyRef policy;  // live policies from a control plane (optional)
   // Index into `throttle` for an exchange, or -1.
   int throttle_rule(std::string_view exchange) const;
 };

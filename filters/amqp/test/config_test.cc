@@ -78,7 +78,7 @@ TEST(AmqpConfig, ErrorsNameTheField) {
             "throttle[1].exchange: duplicate throttle rule for exchange \"x\"");
   EXPECT_EQ(error_of(R"({"stat_prefix": "p", "bogus": 1})"),
             "bogus: unknown field (expected one of: stat_prefix, max_frame, max_body_size, acl, exchanges, queues, "
-            "throttle)");
+            "throttle, policy)");
 }
 
 }  // namespace

@@ -64,7 +64,12 @@ std::unique_ptr<FilterConfig> make_kafka_config(evm_config_envoy_ptr config_envo
     *error = b.error();
     return nullptr;
   }
-  return std::make_unique<KafkaFilterConfig>(std::move(*cfg), b.take(), std::move(m));
+  auto out = std::make_unique<KafkaFilterConfig>(b.take(), std::move(m));
+  if (!out->pol().setup(std::move(*cfg), json, {"acl", "durability", "max_batch_bytes", "quotas", "nodes"},
+                        &parse_kafka_config, error)) {
+    return nullptr;
+  }
+  return out;
 }
 
 std::unique_ptr<NetworkFilter> KafkaFilterConfig::create(evm_filter_envoy_ptr f) const {
@@ -90,12 +95,14 @@ struct S2CSink {
 
 KafkaFilter::KafkaFilter(const KafkaFilterConfig& config, evm_filter_envoy_ptr f)
     : config_(config),
-      cfg_(config.cfg()),
+      cfg_(nullptr),
       conn_(f),
       deltas_(config.table()),
       c2s_(FrameLimits{config.cfg().max_frame, 512}),
       s2c_(FrameLimits{kMaxResponse, 512}),
       inflight_(1024) {
+  pol_ = config_.pol().get(&pol_gen_);
+  cfg_ = pol_.get();
   walks_[0].produce = true;
   walks_[1].produce = false;
   deltas_.add(config_.m().connections_total);
@@ -109,7 +116,7 @@ KafkaFilter::~KafkaFilter() {
 }
 
 std::string KafkaFilter::conn_tag() const {
-  return "evmesh kafka[" + cfg_.stat_prefix + "] connection " + std::to_string(conn_.id()) + ": ";
+  return "evmesh kafka[" + cfg_->stat_prefix + "] connection " + std::to_string(conn_.id()) + ": ";
 }
 
 int KafkaFilter::on_new_connection() {
@@ -148,7 +155,7 @@ void KafkaFilter::fatal(bool c2s, const std::string& why, bool count) {
 size_t KafkaFilter::group_of(std::string_view topic) {
   if (topic != last_topic_) {
     last_topic_.assign(topic.data(), topic.size());
-    last_group_ = cfg_.group(topic);
+    last_group_ = cfg_->group(topic);
   }
   return last_group_;
 }
@@ -181,7 +188,17 @@ bool KafkaFilter::apply_edits(bool read_side, uint64_t base, size_t total, std::
 
 // ---------------------------------------------------------------- client -> broker
 
+void KafkaFilter::refresh_policy() {
+  if (!config_.pol().live() || config_.pol().generation() == pol_gen_) return;
+  pol_ = config_.pol().get(&pol_gen_);
+  cfg_ = pol_.get();
+  buckets_[0].clear();  // indices of the old quota rules
+  buckets_[1].clear();
+  client_id_.clear();
+}
+
 int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
+  refresh_policy();
   if (closed_ || fatal_) {
     conn_.read_chunks(chunks_.views());
     conn_.drain_read(chunks_.total());
@@ -268,6 +285,7 @@ bool KafkaFilter::c2s_head(const FrameHead& h) {
     return true;
   }
   req_header_ok_ = true;
+  note_client_id();
   if (!req_.known) {
     fatal(true, "offset " + std::to_string(h.start) + ": unknown api key " + std::to_string(req_.api_key));
     return false;
@@ -279,20 +297,20 @@ bool KafkaFilter::c2s_head(const FrameHead& h) {
     return false;
   }
   if (req_.api_key == api::kProduce) {
-    if (cfg_.produce_needs_body()) {
+    if (cfg_->produce_needs_body()) {
       c2s_capture_ = true;
     } else {
       Walk& w = walks_[0];
       w.active = true;
       w.header_size = req_.size;
       w.walker = std::make_unique<RecordsBodyWalker>(RecordsBodyWalker::Kind::kProduceRequest, req_.api_version,
-                                                     h.size - req_.size, 4 + req_.size, cfg_.verify_crc);
+                                                     h.size - req_.size, 4 + req_.size, cfg_->verify_crc);
       w.records = w.bytes = w.quota_wait_ns = 0;
       w.crc_error = false;
-      w.group = cfg_.topics.size();
+      w.group = cfg_->topics.size();
       w.quota = -1;
     }
-  } else if (req_.api_key == api::kFetch && cfg_.consume.restricts()) {
+  } else if (req_.api_key == api::kFetch && cfg_->consume.restricts()) {
     c2s_capture_ = true;
   }
   return c2s_capture_;
@@ -334,6 +352,7 @@ void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
       return;
     }
     req_header_ok_ = true;
+    note_client_id();
   }
   const KafkaMetrics& m = config_.m();
   bool expect = true;
@@ -342,7 +361,7 @@ void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
     std::string out;
     if (req_.api_key == api::kProduce) {
       out = process_produce(req_, payload, &expect);
-    } else if (req_.api_key == api::kFetch && cfg_.consume.restricts()) {
+    } else if (req_.api_key == api::kFetch && cfg_->consume.restricts()) {
       out = process_fetch_request(req_, payload);
     } else {
       out = frame_of(payload.substr(0, 0), payload);
@@ -375,7 +394,7 @@ void KafkaFilter::topic(const TopicRef& t, uint64_t /*offset*/) {
   Walk& w = *cur_walk_;
   const std::string_view name = t.name.null ? std::string_view() : t.name.v;
   w.group = group_of(name);
-  w.quota = cfg_.quotas.empty() ? -1 : cfg_.quota(name);
+  w.quota = cfg_->quotas.empty() ? -1 : cfg_->quota(name);
   w.records = w.bytes = 0;
 }
 
@@ -387,7 +406,7 @@ void KafkaFilter::batch(const BatchHeader& h, uint64_t, uint64_t, bool, bool com
   Walk& w = *cur_walk_;
   if (!complete) return;
   if (h.records_count > 0) w.records += static_cast<uint64_t>(h.records_count);
-  if (w.produce && cfg_.verify_crc && !crc_ok) w.crc_error = true;
+  if (w.produce && cfg_->verify_crc && !crc_ok) w.crc_error = true;
 }
 
 void KafkaFilter::topic_end(uint64_t /*end*/) { end_walk_topic(*cur_walk_); }
@@ -417,18 +436,19 @@ void KafkaFilter::end_walk_topic(Walk& w) {
 
 uint64_t KafkaFilter::take_quota(int rule, char dir, uint64_t records, uint64_t bytes) {
   const int d = dir == 'p' ? 0 : 1;
-  const std::string_view cid = req_.client_id.null ? std::string_view() : req_.client_id.v;
-  if (client_id_ != cid) {
-    client_id_.assign(cid.data(), cid.size());
+  // The client id of the latest request (owned: the request's bytes are gone
+  // by the time a Fetch response is counted).
+  if (client_id_ != last_client_id_) {
+    client_id_ = last_client_id_;
     buckets_[0].clear();
     buckets_[1].clear();
   }
   auto& v = buckets_[d];
-  if (v.size() < cfg_.quotas.size()) v.resize(cfg_.quotas.size());
+  if (v.size() < cfg_->quotas.size()) v.resize(cfg_->quotas.size());
   const uint64_t now = KafkaFilterConfig::now_ns();
   if (!v[rule]) {
-    const QuotaRule& q = cfg_.quotas[rule];
-    v[rule] = QuotaRegistry::instance().get(cfg_.stat_prefix, rule, dir, client_id_, q.records_per_second,
+    const QuotaRule& q = cfg_->quotas[rule];
+    v[rule] = QuotaRegistry::instance().get(cfg_->stat_prefix, rule, dir, client_id_, q.records_per_second,
                                             q.bytes_per_second, now);
   }
   return v[rule]->take(records, bytes, now);
@@ -484,8 +504,8 @@ std::string KafkaFilter::process_produce(const RequestHeader& hdr, std::string_v
     const std::string name = t.name.null ? std::string() : std::string(t.name.v);
     const size_t gi = group_of(name);
     const KafkaMetrics::Group& g = m.groups[gi];
-    const bool allowed = cfg_.produce.allowed(name);
-    const int16_t min_acks = cfg_.durability.empty() ? 0 : cfg_.min_acks(name);
+    const bool allowed = cfg_->produce.allowed(name);
+    const int16_t min_acks = cfg_->durability.empty() ? 0 : cfg_->min_acks(name);
     const bool acks_ok = acks_strength(req.acks) >= acks_strength(min_acks);
     ProduceTopic kt = t;
     kt.partitions.clear();
@@ -497,7 +517,7 @@ std::string KafkaFilter::process_produce(const RequestHeader& hdr, std::string_v
         BatchIterator it(p.records.v, false, base + p.records_offset);
         Batch b;
         while (it.next(&b)) {
-          if (cfg_.verify_crc && !verify_crc(b)) {
+          if (cfg_->verify_crc && !verify_crc(b)) {
             deltas_.add(m.crc_errors);
             fatal(true, "offset " + std::to_string(b.offset) + ": record batch CRC-32C mismatch (topic " + name +
                             ", partition " + std::to_string(p.index) + ")");
@@ -523,10 +543,10 @@ std::string KafkaFilter::process_produce(const RequestHeader& hdr, std::string_v
         part.message = "evmesh: topic '" + name + "' requires acks=" + acks_name(min_acks) + ", request has acks=" +
                        acks_name(req.acks);
         deltas_.add(m.durability_denied);
-      } else if (cfg_.max_batch_bytes != 0 && largest > cfg_.max_batch_bytes) {
+      } else if (cfg_->max_batch_bytes != 0 && largest > cfg_->max_batch_bytes) {
         part.error_code = kMessageTooLarge;
         part.message = "evmesh: record batch of " + std::to_string(largest) + " bytes exceeds max_batch_bytes " +
-                       std::to_string(cfg_.max_batch_bytes);
+                       std::to_string(cfg_->max_batch_bytes);
         deltas_.add(m.batch_too_large);
       }
       if (part.error_code != 0) {
@@ -543,8 +563,8 @@ std::string KafkaFilter::process_produce(const RequestHeader& hdr, std::string_v
     if (!denied.parts.empty()) pend.produce_errors.push_back(std::move(denied));
     if (trec) deltas_.add(g.produced_records, trec);
     if (tbytes) deltas_.add(g.produced_bytes, tbytes);
-    if (!cfg_.quotas.empty() && (trec || tbytes)) {
-      const int q = cfg_.quota(name);
+    if (!cfg_->quotas.empty() && (trec || tbytes)) {
+      const int q = cfg_->quota(name);
       if (q >= 0) wait = std::max(wait, take_quota(q, 'p', trec, tbytes));
     }
   }
@@ -580,7 +600,7 @@ std::string KafkaFilter::process_fetch_request(const RequestHeader& hdr, std::st
   for (size_t i = 0; i < req.topics.size(); ++i) {
     const FetchRequestTopic& t = req.topics[i];
     const std::string name = t.name.null ? std::string() : std::string(t.name.v);
-    if (cfg_.consume.allowed(name)) continue;
+    if (cfg_->consume.allowed(name)) continue;
     keep[i] = false;
     changed = true;
     Pending::Topic d{name, {}};
@@ -604,6 +624,7 @@ std::string KafkaFilter::process_fetch_request(const RequestHeader& hdr, std::st
 // ---------------------------------------------------------------- broker -> client
 
 int KafkaFilter::on_write(size_t /*length*/, bool end_stream) {
+  refresh_policy();
   if (closed_ || fatal_) return EVM_NET_STOP_ITERATION;
   size_t held = 0;
   if (!s2c_carry_.empty()) {
@@ -686,7 +707,7 @@ bool KafkaFilter::s2c_head(const FrameHead& h) {
     w.walker = std::make_unique<RecordsBodyWalker>(RecordsBodyWalker::Kind::kFetchResponse, resp_req_.api_version,
                                                    h.size - rh.size, 4 + rh.size, false);
     w.records = w.bytes = w.quota_wait_ns = 0;
-    w.group = cfg_.topics.size();
+    w.group = cfg_->topics.size();
     w.quota = -1;
   }
   return s2c_capture_;
@@ -756,7 +777,7 @@ std::string KafkaFilter::process_response(const InFlight& req, uint32_t hs, std:
       size_t rewritten = 0, unknown = 0;
       const AddressMapper mapper = [&](int32_t node_id, std::string_view host, int32_t port, std::string* new_host,
                                        int32_t* new_port) {
-        uint32_t p = cfg_.node_port(node_id);
+        uint32_t p = cfg_->node_port(node_id);
         if (p == 0) {
           // A broker the sidecar has no listener for: keep the client on the
           // sidecar (its bootstrap listener) rather than let it go around.
@@ -765,9 +786,9 @@ std::string KafkaFilter::process_response(const InFlight& req, uint32_t hs, std:
             log(EVM_LOG_WARN, conn_tag() + "broker node " + std::to_string(node_id) + " (" + std::string(host) + ":" +
                                   std::to_string(port) + ") has no sidecar listener; advertising the bootstrap port");
           }
-          p = cfg_.bootstrap_port;
+          p = cfg_->bootstrap_port;
         }
-        *new_host = cfg_.advertised_host;
+        *new_host = cfg_->advertised_host;
         *new_port = static_cast<int32_t>(p);
         ++rewritten;
         return true;
@@ -827,8 +848,8 @@ std::string KafkaFilter::process_response(const InFlight& req, uint32_t hs, std:
         }
         if (recs) deltas_.add(m.groups[gi].fetched_records, recs);
         if (bytes) deltas_.add(m.groups[gi].fetched_bytes, bytes);
-        if (!cfg_.quotas.empty() && (recs || bytes)) {
-          const int q = cfg_.quota(name);
+        if (!cfg_->quotas.empty() && (recs || bytes)) {
+          const int q = cfg_->quota(name);
           if (q >= 0) {
             const uint64_t wait = take_quota(q, 'f', recs, bytes);
             if (wait > 0) {

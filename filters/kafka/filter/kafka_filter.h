@@ -27,6 +27,7 @@
 #include "filters/common/envoy/delayed_commits.h"
 #include "filters/common/envoy/metrics.h"
 #include "filters/common/envoy/module.h"
+#include "filters/common/live/live_config.h"
 #include "filters/kafka/codec/framing.h"
 #include "filters/kafka/codec/messages.h"
 #include "filters/kafka/codec/stream.h"
@@ -50,18 +51,22 @@ struct KafkaMetrics : ConnectionMetrics {
 
 class KafkaFilterConfig : public FilterConfig {
  public:
-  KafkaFilterConfig(KafkaConfig cfg, MetricTable table, KafkaMetrics m)
-      : cfg_(std::move(cfg)), table_(std::move(table)), m_(std::move(m)) {}
+  KafkaFilterConfig(MetricTable table, KafkaMetrics m) : table_(std::move(table)), m_(std::move(m)) {}
   std::unique_ptr<NetworkFilter> create(evm_filter_envoy_ptr f) const override;
 
-  const KafkaConfig& cfg() const { return cfg_; }
+  // The structural config (stat_prefix, topic groups, framing).
+  const KafkaConfig& cfg() const { return pol_.base(); }
+  // The policies (ACL, durability, quotas, the broker map): the parsed config,
+  // or the live one when the JSON names a policy.
+  live::LivePolicy<KafkaConfig>& pol() { return pol_; }
+  const live::LivePolicy<KafkaConfig>& pol() const { return pol_; }
   const MetricTable& table() const { return table_; }
   const KafkaMetrics& m() const { return m_; }
   DelayedCommits& commits() const { return commits_; }
   static uint64_t now_ns();
 
  private:
-  KafkaConfig cfg_;
+  live::LivePolicy<KafkaConfig> pol_;
   MetricTable table_;
   KafkaMetrics m_;
   mutable DelayedCommits commits_;
@@ -145,8 +150,16 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   void flush_counters();
   std::string conn_tag() const;
 
+  void refresh_policy();
+  void note_client_id() {
+    const std::string_view cid = req_.client_id.null ? std::string_view() : req_.client_id.v;
+    if (cid != last_client_id_) last_client_id_.assign(cid.data(), cid.size());
+  }
+
   const KafkaFilterConfig& config_;
-  const KafkaConfig& cfg_;
+  std::shared_ptr<const KafkaConfig> pol_;
+  uint64_t pol_gen_ = 0;
+  const KafkaConfig* cfg_;  // == pol_.get()
   Connection conn_;
   CounterDeltas deltas_;
   FrameSplitter c2s_, s2c_;
@@ -185,7 +198,8 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   uint64_t c2s_frames_ = 0, s2c_frames_ = 0;
 
   // Quota buckets of this connection's client id (by rule; [0] produce, [1] fetch).
-  std::string client_id_;
+  std::string client_id_;       // of the cached buckets
+  std::string last_client_id_;  // of the latest request
   std::vector<std::shared_ptr<QuotaBuckets>> buckets_[2];
   // One-entry topic -> group cache.
   std::string last_topic_;

@@ -13,7 +13,10 @@ std::shared_ptr<QuotaBuckets> QuotaRegistry::get(std::string_view listener, int 
   std::string key;
   key.reserve(listener.size() + client_id.size() + 24);
   key.append(listener).push_back('\0');
+  // The rates are part of the key: a live policy change gets fresh buckets.
   key.append(std::to_string(rule)).push_back(direction);
+  key.append(std::to_string(rps)).push_back('/');
+  key.append(std::to_string(bps));
   key.push_back('\0');
   std::lock_guard<std::mutex> l(mu_);
   auto it = buckets_.find(key + std::string(client_id));

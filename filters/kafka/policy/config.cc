@@ -177,9 +177,10 @@ std::optional<KafkaConfig> parse_kafka_config(std::string_view json, std::string
   KafkaConfig cfg;
   ObjectReader r(root, "", error);
   if (!r.only_keys({"stat_prefix", "max_frame", "advertised_host", "bootstrap_port", "nodes", "acl", "topics",
-                    "durability", "max_batch_bytes", "quotas", "verify_crc"})) {
+                    "durability", "max_batch_bytes", "quotas", "verify_crc", "policy"})) {
     return std::nullopt;
   }
+  if (!live::read_policy_ref(root, &cfg.policy, error)) return std::nullopt;
   if (!r.string("stat_prefix", true, &cfg.stat_prefix)) return std::nullopt;
   if (!valid_name(cfg.stat_prefix)) {
     r.fail("stat_prefix", "must be 1-64 characters of [A-Za-z0-9_-]");

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "filters/common/config/policy_ref.h"
 #include <vector>
 
 namespace evmesh::kafka {
@@ -66,6 +68,7 @@ struct KafkaConfig {
   uint64_t max_batch_bytes = 0;     // 0: no limit of the filter's own
   std::vector<QuotaRule> quotas;
   bool verify_crc = true;           // CRC-32C of produced batches the filter reads
+  live::PolicyRef policy;  // live policies from a control plane (optional)
 
   // Index into `topics` for a topic, or topics.size() ("other").
   size_t group(std::string_view topic) const;

@@ -26,7 +26,9 @@ std::unique_ptr<FilterConfig> make_nats_config(evm_config_envoy_ptr config_envoy
     *error = b.error();
     return nullptr;
   }
-  return std::make_unique<NatsFilterConfig>(std::move(*cfg), b.take(), std::move(m));
+  auto out = std::make_unique<NatsFilterConfig>(b.take(), std::move(m));
+  if (!out->pol().setup(std::move(*cfg), json, {"acl", "max_payload"}, &parse_nats_config, error)) return nullptr;
+  return out;
 }
 
 std::unique_ptr<NetworkFilter> NatsFilterConfig::create(evm_filter_envoy_ptr f) const {
@@ -49,6 +51,8 @@ NatsFilter::NatsFilter(const NatsFilterConfig& config, evm_filter_envoy_ptr f)
       s2c_(Dir::kServerToClient, Limits{config.cfg().max_control_line > 65536 ? config.cfg().max_control_line : 65536,
                                          kServerPayloadBound}),
       max_payload_(config.cfg().max_payload) {
+  pol_ = config_.pol().get(&pol_gen_);
+  max_payload_ = pol_->max_payload;
   deltas_.add(config_.m().connections_total);
 }
 
@@ -72,8 +76,18 @@ int NatsFilter::on_new_connection() {
   return EVM_NET_CONTINUE;
 }
 
+void NatsFilter::apply_policy() {
+  pol_ = config_.pol().get(&pol_gen_);
+  const uint64_t configured = pol_->max_payload;
+  max_payload_ = (server_max_payload_ != 0 && server_max_payload_ < configured) ? server_max_payload_ : configured;
+  last_subject_.clear();  // the cached verdict belongs to the old ACL
+  last_allowed_ = true;
+  last_group_ = 0;
+}
+
 int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
   if (closed_) return EVM_NET_STOP_ITERATION;
+  refresh_policy();
   if (closing_) {
     // After a fatal client error nothing more from the client is forwarded.
     conn_.read_chunks(chunks_.views());
@@ -199,7 +213,7 @@ int NatsFilter::on_read(size_t /*length*/, bool end_stream) {
 }
 
 bool NatsFilter::partial_may_be_dropped(std::string_view line) const {
-  const Acl& acl = config_.cfg().acl;
+  const Acl& acl = pol().acl;
   const bool pub = acl.restricts_publish(), sub = acl.restricts_subscribe();
   if (!pub && !sub) return false;
   size_t i = 0;
@@ -252,7 +266,7 @@ void NatsFilter::on_client_frame(const Frame& f) {
       }
       if (f.subject != last_subject_) {
         last_subject_.assign(f.subject.data(), f.subject.size());
-        last_allowed_ = config_.cfg().acl.allow_publish(f.subject);
+        last_allowed_ = pol().acl.allow_publish(f.subject);
         last_group_ = config_.cfg().groups.classify(f.subject);
       }
       const NatsMetrics::Group& g = m.groups[last_group_];
@@ -266,7 +280,7 @@ void NatsFilter::on_client_frame(const Frame& f) {
       break;
     }
     case Op::kSub:
-      if (!config_.cfg().acl.allow_subscribe(f.subject)) {
+      if (!pol().acl.allow_subscribe(f.subject)) {
         deltas_.add(m.groups[config_.cfg().groups.classify(f.subject)].subscribe_denied);
         std::string text = "Permissions Violation for Subscription to \"" + std::string(f.subject) + "\"";
         if (!f.queue.empty()) text += " using queue \"" + std::string(f.queue) + "\"";
@@ -320,6 +334,7 @@ void NatsFilter::on_scheduled(uint64_t event_id) {
 }
 
 int NatsFilter::on_write(size_t /*length*/, bool /*end_stream*/) {
+  refresh_policy();
   if (in_local_write_) return EVM_NET_CONTINUE;  // our own -ERR, already accounted for
   if (closed_) return EVM_NET_STOP_ITERATION;
   conn_.write_chunks(chunks_.views());
@@ -431,12 +446,13 @@ void NatsFilter::on_info(const Frame& f, uint64_t base) {
     log(EVM_LOG_WARN, "evmesh nats[" + config_.cfg().stat_prefix + "]: server INFO is not a JSON object");
     return;
   }
-  const uint64_t configured = config_.cfg().max_payload;
+  const uint64_t configured = pol().max_payload;
   uint64_t server = 0;
   auto it = info.find("max_payload");
   if (it != info.end() && it->is_number_unsigned()) server = it->get<uint64_t>();
   if (it != info.end() && it->is_number_integer() && it->get<int64_t>() > 0) server = it->get<int64_t>();
   max_payload_ = (server != 0 && server < configured) ? server : configured;
+  server_max_payload_ = server;
   auto tls = info.find("tls_required");
   if (tls != info.end() && tls->is_boolean() && tls->get<bool>()) {
     log(EVM_LOG_WARN, "evmesh nats[" + config_.cfg().stat_prefix +

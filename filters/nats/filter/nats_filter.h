@@ -20,6 +20,7 @@
 #include "filters/common/codec/chunks.h"
 #include "filters/common/envoy/metrics.h"
 #include "filters/common/envoy/module.h"
+#include "filters/common/live/live_config.h"
 #include "filters/nats/codec/parser.h"
 #include "filters/nats/policy/config.h"
 
@@ -35,16 +36,19 @@ struct NatsMetrics : ConnectionMetrics {
 
 class NatsFilterConfig : public FilterConfig {
  public:
-  NatsFilterConfig(NatsConfig cfg, MetricTable table, NatsMetrics m)
-      : cfg_(std::move(cfg)), table_(std::move(table)), m_(std::move(m)) {}
+  NatsFilterConfig(MetricTable table, NatsMetrics m) : table_(std::move(table)), m_(std::move(m)) {}
   std::unique_ptr<NetworkFilter> create(evm_filter_envoy_ptr f) const override;
 
-  const NatsConfig& cfg() const { return cfg_; }
+  // The structural config (stat_prefix, groups, framing limits).
+  const NatsConfig& cfg() const { return pol_.base(); }
+  // The policies: the parsed config, or the live one when the JSON names a policy.
+  live::LivePolicy<NatsConfig>& pol() { return pol_; }
+  const live::LivePolicy<NatsConfig>& pol() const { return pol_; }
   const MetricTable& table() const { return table_; }
   const NatsMetrics& m() const { return m_; }
 
  private:
-  NatsConfig cfg_;
+  live::LivePolicy<NatsConfig> pol_;
   MetricTable table_;
   NatsMetrics m_;
 };
@@ -74,8 +78,17 @@ class NatsFilter : public NetworkFilter {
   size_t hold_threshold() const;
   void server_protocol_error();
   void schedule_close();
+  // Takes a new live policy when its generation moved (open connections follow it).
+  void refresh_policy() {
+    if (config_.pol().live() && config_.pol().generation() != pol_gen_) apply_policy();
+  }
+  void apply_policy();
+  const NatsConfig& pol() const { return *pol_; }
 
   const NatsFilterConfig& config_;
+  std::shared_ptr<const NatsConfig> pol_;
+  uint64_t pol_gen_ = 0;
+  uint64_t server_max_payload_ = 0;  // from the server's INFO (0: not seen)
   Connection conn_;
   CounterDeltas deltas_;
   Parser c2s_;

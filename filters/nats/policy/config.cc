@@ -43,7 +43,10 @@ std::optional<NatsConfig> parse_nats_config(std::string_view json, std::string* 
   if (!config::parse_json(json, &root, error)) return std::nullopt;
   NatsConfig cfg;
   ObjectReader r(root, "", error);
-  if (!r.only_keys({"stat_prefix", "max_control_line", "max_payload", "acl", "subjects"})) return std::nullopt;
+  if (!r.only_keys({"stat_prefix", "max_control_line", "max_payload", "acl", "subjects", "policy"})) {
+    return std::nullopt;
+  }
+  if (!live::read_policy_ref(root, &cfg.policy, error)) return std::nullopt;
   if (!r.string("stat_prefix", true, &cfg.stat_prefix)) return std::nullopt;
   if (!valid_name(cfg.stat_prefix)) {
     r.fail("stat_prefix", "must be 1-64 characters of [A-Za-z0-9_-]");

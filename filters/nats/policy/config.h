@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "filters/common/config/policy_ref.h"
+
 #include "filters/nats/policy/subjects.h"
 
 namespace evmesh::nats {
@@ -17,6 +19,7 @@ struct NatsConfig {
   uint64_t max_payload = 1 << 20;
   Acl acl;
   SubjectGroups groups;
+  live::PolicyRef policy;  // live policies from a control plane (optional)
 };
 
 // On failure returns std::nullopt and sets *error to "<field path>: <problem>".

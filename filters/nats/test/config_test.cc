@@ -44,7 +44,7 @@ TEST(NatsConfig, RejectsWithFieldPaths) {
   EXPECT_EQ(error_of("{}"), "stat_prefix: required");
   EXPECT_EQ(error_of(R"({"stat_prefix": "a b"})"), "stat_prefix: must be 1-64 characters of [A-Za-z0-9_-]");
   EXPECT_EQ(error_of(R"({"stat_prefix": "p", "max_paylod": 1})"),
-            "max_paylod: unknown field (expected one of: stat_prefix, max_control_line, max_payload, acl, subjects)");
+            "max_paylod: unknown field (expected one of: stat_prefix, max_control_line, max_payload, acl, subjects, policy)");
   EXPECT_EQ(error_of(R"({"stat_prefix": "p", "max_payload": 0})"),
             "max_payload: must be between 1 and 67108864, got 0");
   EXPECT_EQ(error_of(R"({"stat_prefix": "p", "max_control_line": "4k"})"),
