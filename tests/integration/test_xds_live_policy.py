@@ -29,8 +29,7 @@ import pika
 import pytest
 import yaml
 from confluent_kafka import KafkaError, Producer
-from kafkautil import create_topic, partition_leaders
-from kafkautil import sidecar_spec as kafka_sidecar_spec
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from evmesh.errors import EvmeshError
 from evmesh.render.bootstrap import render_ads_yaml
@@ -43,8 +42,8 @@ from evmesh.spec import load_spec_data
 NODE_CLUSTER = "evmesh"
 PROPAGATION_S = 1.0  # spec edit -> the same open connection judged by the new policy
 # listener_manager counters that move when Envoy modifies (and so drains) a listener
-NO_DRAIN = ("listener_manager.listener_modified", "listener_manager.listener_removed",
-            "listener_manager.lds.update_success")
+NO_DRAIN = ("listener_manager.listener_modified", "listener_manager.listener_in_place_updated",
+            "listener_manager.listener_removed", "listener_manager.lds.update_success")
 
 
 class Serve:
@@ -116,6 +115,7 @@ class Sidecar:
         moved = {k: after.get(k, 0) - before.get(k, 0) for k in NO_DRAIN if after.get(k, 0) != before.get(k, 0)}
         assert not moved, f"Envoy changed listeners on a policy-only edit: {moved}"
         assert after.get("listener_manager.total_listeners_draining", 0) == 0
+        assert after.get("listener_manager.total_filter_chains_draining", 0) == 0
         assert after.get("listener_manager.lds.update_rejected", 0) == 0
 
 
@@ -304,6 +304,32 @@ def test_amqp_channel_closed_403_then_a_new_channel_publishes(rabbitmq_server, m
 # ---- Kafka -----------------------------------------------------------------------------------------------
 
 
+def create_topic(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Create a topic (replication 1) straight on the broker; partition -> leader once all have one."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30).values():
+        future.result(60)
+    deadline = time.monotonic() + 30
+    while True:
+        md = admin.list_topics(topic, timeout=10).topics[topic]
+        leaders = {p.id: p.leader for p in md.partitions.values()}
+        if md.error is None and len(leaders) == partitions and all(x >= 0 for x in leaders.values()):
+            return leaders
+        assert time.monotonic() < deadline, f"{topic}: partitions without leaders: {leaders} ({md.error})"
+        time.sleep(0.1)
+
+
+def kafka_data(broker: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Listener "k" in front of `broker` (.address, .nodes), its nodes listed (no discovery), every port free."""
+    nodes = [{"id": node_id, "address": f"{host}:{port}"} for node_id, host, port in broker.nodes]
+    return {
+        "version": 1, "admin": {"port": 0},
+        "brokers": [{"name": "kafka-main", "protocol": "kafka", "address": broker.address, "nodes": nodes}],
+        "listeners": [{"name": "k", "protocol": "kafka", "port": free_port(), "broker": "kafka-main",
+                       "kafka": {"node_ports": {n["id"]: free_port() for n in nodes}, **options}}],
+    }
+
+
 def set_kafka_allow(allow: list[str]) -> Callable[[dict[str, Any]], None]:
     def change(data: dict[str, Any]) -> None:
         data["listeners"][0]["kafka"]["acl"] = {"produce": {"allow": allow}}
@@ -311,12 +337,12 @@ def set_kafka_allow(allow: list[str]) -> Callable[[dict[str, Any]], None]:
 
 
 def test_kafka_same_producer_denied_then_allowed(tansu_broker, mesh):
-    data = kafka_sidecar_spec(tansu_broker, {"k": {"acl": {"produce": {"allow": ["orders-*"]}}}})
+    data = kafka_data(tansu_broker, {"acl": {"produce": {"allow": ["orders-*"]}}})
     lst = data["listeners"][0]
     ports = [lst["port"], *lst["kafka"]["node_ports"].values()]
     serve, sidecar = mesh(data, ports)
     topic = "orders-live"
-    create_topic(tansu_broker.bootstrap, topic, 1, 1)
+    create_topic(tansu_broker.bootstrap, topic, 1)
     producer = Producer({"bootstrap.servers": f"127.0.0.1:{lst['port']}", "linger.ms": 0, "acks": "all",
                          "message.timeout.ms": 3000, "retries": 0})
     reports: list[int | None] = []
@@ -383,8 +409,7 @@ def test_kafka_broker_added_gets_a_node_listener_and_serves(live, tmp_path, mesh
         assert modified == (0 if live else 2), modified  # inline: k and k-node-1 got the new broker map
 
         topic = f"grow-{os.getpid()}-{int(live)}"
-        create_topic(cluster.bootstrap, topic, 6, 1)
-        leaders = partition_leaders(cluster.bootstrap, topic, 6)
+        leaders = create_topic(cluster.bootstrap, topic, 6)
         on_new = [p for p, leader in leaders.items() if leader == 2]
         assert on_new, f"no partition led by the new broker: {leaders}"
         producer = Producer({"bootstrap.servers": f"127.0.0.1:{port}", "acks": "all", "message.timeout.ms": 15000})
