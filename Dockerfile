@@ -10,7 +10,8 @@
 FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      bazel-bootstrap g++ libgtest-dev nlohmann-json3-dev ca-certificates \
+      bazel-bootstrap g++ libgtest-dev libbenchmark-dev nlohmann-json3-dev ca-certificates \
+      zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY WORKSPACE .bazelrc .bazelversion ./
