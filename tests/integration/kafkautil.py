@@ -5,6 +5,8 @@ return what the client saw, and /stats deltas polled with a deadline."""
 from __future__ import annotations
 
 import random
+import socket
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -164,3 +166,56 @@ def wait_stat(stats: Callable[[], Mapping[str, int]], before: Mapping[str, int],
         if stat_delta(now, before, name) >= at_least or time.monotonic() > deadline:
             return now
         time.sleep(0.05)
+
+
+# --- raw Kafka frames -------------------------------------------------------------------------------------
+
+
+def _varint(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        b = z & 0x7F
+        z >>= 7
+        if z:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def produce_request_v3(topic: str, values: Sequence[bytes], correlation_id: int = 1, acks: int = 1,
+                       bad_crc: bool = False) -> bytes:
+    """A whole Produce v3 frame (size included) for partition 0 of `topic`: one uncompressed record batch
+    (magic 2) holding `values` (no keys, no headers); its CRC-32C off by one if bad_crc."""
+    from kafka.record.util import calc_crc32c
+
+    now = int(time.time() * 1000)
+    records = b""
+    for i, value in enumerate(values):
+        rec = b"\x00" + _varint(0) + _varint(i) + _varint(-1) + _varint(len(value)) + value + _varint(0)
+        records += _varint(len(rec)) + rec
+    after_crc = struct.pack(">hiqqqhii", 0, len(values) - 1, now, now, -1, -1, -1, len(values)) + records
+    crc = (calc_crc32c(after_crc) + (1 if bad_crc else 0)) & 0xFFFFFFFF
+    body = struct.pack(">ibI", 0, 2, crc) + after_crc  # partition leader epoch, magic, crc
+    batch = struct.pack(">qi", 0, len(body)) + body
+    name = topic.encode()
+    req = struct.pack(">hhi", -1, acks, 30000)  # transactional id null, acks, timeout
+    req += struct.pack(">ih", 1, len(name)) + name + struct.pack(">iii", 1, 0, len(batch)) + batch
+    header = struct.pack(">hhih", 0, 3, correlation_id, 3) + b"raw"
+    return struct.pack(">i", len(header) + len(req)) + header + req
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One size-prefixed Kafka frame's payload."""
+    def exact(n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes")
+            buf += chunk
+        return bytes(buf)
+
+    (size,) = struct.unpack(">i", exact(4))
+    return exact(size)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafkautil import TANSU_GROUP, consume, create_topic, partition_leaders, produce, sidecar_spec, stat_delta, wait_stat
+from kafkautil import (TANSU_GROUP, consume, create_topic, partition_leaders, produce, produce_request_v3, read_frame,
+                       sidecar_spec, stat_delta, wait_stat)
 
 from evmesh.runtime.kafka import KafkaCluster, Tansu
 from evmesh.testing import MeshHandle
@@ -549,27 +550,6 @@ def test_metrics_count_requests_records_rewrites_and_connections(sidecar, unique
 # --- 10. malformed traffic ------------------------------------------------------------------------------
 
 
-def _crc32c(data: bytes) -> int:
-    from kafka.record.util import calc_crc32c
-
-    return calc_crc32c(data)
-
-
-def produce_v3_with_bad_crc(topic: str) -> bytes:
-    """A Produce v3 request (acks=1) carrying one record batch whose CRC-32C is off by one."""
-    record = b"\x00" + b"\x00" + b"\x00" + b"\x01" + b"\x06" + b"bad" + b"\x00"  # attrs, ts, off, key=null, value, hdrs
-    record = bytes([len(record) * 2]) + record  # varint length (zigzag)
-    after_crc = struct.pack(">hiqqqhii", 0, 0, 0, 0, -1, -1, -1, 1) + record
-    crc = (_crc32c(after_crc) + 1) & 0xFFFFFFFF
-    batch_body = struct.pack(">ibI", 0, 2, crc) + after_crc  # leader epoch, magic, crc
-    batch = struct.pack(">qi", 0, len(batch_body)) + batch_body
-    name = topic.encode()
-    body = struct.pack(">hhi", -1, 1, 5000)  # transactional id null, acks, timeout
-    body += struct.pack(">ih", 1, len(name)) + name + struct.pack(">iii", 1, 0, len(batch)) + batch
-    header = struct.pack(">hhih", 0, 3, 7, 3) + b"raw"
-    return struct.pack(">i", len(header) + len(body)) + header + body
-
-
 def _closed_within(s: socket.socket, seconds: float) -> bool:
     s.settimeout(seconds)
     try:
@@ -600,9 +580,16 @@ def test_malformed_frames_close_only_their_connection(sidecar, unique_name, kafk
         "negative size": struct.pack(">i", -16) + b"\x00" * 16,
         "2 GiB size": struct.pack(">I", 0x7FFFFFFF) + b"\x00" * 64,
         "unknown api key": struct.pack(">ihhih", 10, 9999, 0, 1, -1),
-        "bad CRC": produce_v3_with_bad_crc(topic),
+        "bad CRC": produce_request_v3(topic, [b"bad"], bad_crc=True),
     }
     node1 = mesh.node_port(L, 1)  # the leader's listener, where a real produce would go
+    # the raw Produce builder is sound: with a good CRC the same request is accepted
+    with socket.create_connection(("127.0.0.1", node1), timeout=10) as raw:
+        raw.sendall(produce_request_v3(topic, [b"raw ok"], correlation_id=5))
+        answer = read_frame(raw)
+    corr, _topics, _name_len = struct.unpack_from(">iih", answer)
+    (error_code,) = struct.unpack_from(">h", answer, 4 + 4 + 2 + _name_len + 4 + 4)
+    assert (corr, error_code) == (5, 0)
     for what, garbage in cases.items():
         before = mesh.stats()
         raw = socket.create_connection(("127.0.0.1", node1 if what == "bad CRC" else mesh.listener_port(L)), timeout=10)
@@ -616,8 +603,8 @@ def test_malformed_frames_close_only_their_connection(sidecar, unique_name, kafk
         with urllib.request.urlopen(f"{mesh.admin_url}/ready", timeout=5) as resp:
             assert resp.read().strip() == b"LIVE", what
         send(what.encode())  # the producer connected all along still works
-    got = consume(bootstrap, [topic], 5, unique_name("g"), idle=0.5)
-    assert [v for *_, v, _h in got] == [b"before", *(w.encode() for w in cases)]
+    got = consume(bootstrap, [topic], 6, unique_name("g"), idle=0.5)
+    assert [v for *_, v, _h in got] == [b"before", b"raw ok", *(w.encode() for w in cases)]
     assert "malformed client-to-broker frame" in mesh.log_text()
 
 
