@@ -28,7 +28,7 @@ import nats
 import pika
 import pytest
 import yaml
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from evmesh.errors import EvmeshError
@@ -225,7 +225,8 @@ async def test_nats_same_connection_denied_then_allowed(broker, mesh):
         denied = 'nats: permissions violation for publish to "orders.live"'
         got, took = await until_async(denied, serve.edit(set_nats_allow(["billing.>"])))
         assert (got, took < PROPAGATION_S) == (denied, True), (got, took)
-        serve.wait_log(r"snapshot 2 for node key")
+        v2 = serve.wait_log(r"snapshot 2 for node key .*; policy (\w+)$").group(1)
+        serve.wait_log(rf"INFO policy ACK version {v2}$", 5)  # the module reported it applied
         got, took = await until_async("delivered", serve.edit(set_nats_allow(["orders.>"])))
         assert (got, took < PROPAGATION_S) == ("delivered", True), (got, took)
         assert nc.is_connected
@@ -233,7 +234,6 @@ async def test_nats_same_connection_denied_then_allowed(broker, mesh):
         after = sidecar.stats()
         assert after["evmesh.nats.orders.connections_total"] == stats["evmesh.nats.orders.connections_total"]
         sidecar.assert_nothing_drained(stats)
-        assert len(re.findall(r"policy ACK version", serve.proc.log_text())) >= 3
     finally:
         await nc.close()
         await direct.close()
@@ -343,12 +343,18 @@ def test_kafka_same_producer_denied_then_allowed(tansu_broker, mesh):
     serve, sidecar = mesh(data, ports)
     topic = "orders-live"
     create_topic(tansu_broker.bootstrap, topic, 1)
+    # After a TOPIC_AUTHORIZATION_FAILED librdkafka holds the topic as failed until its next metadata
+    # refresh (produce() raises at once): refresh often, so "allowed again" shows within the second.
     producer = Producer({"bootstrap.servers": f"127.0.0.1:{lst['port']}", "linger.ms": 0, "acks": "all",
-                         "message.timeout.ms": 3000, "retries": 0})
+                         "message.timeout.ms": 3000, "retries": 0, "topic.metadata.refresh.interval.ms": 200})
     reports: list[int | None] = []
 
     def produce() -> str:
-        producer.produce(topic, b"x", on_delivery=lambda err, msg: reports.append(None if err is None else err.code()))
+        try:
+            producer.produce(topic, b"x",
+                             on_delivery=lambda err, msg: reports.append(None if err is None else err.code()))
+        except KafkaException as exc:  # the client's cached view of the last answer for this topic
+            return exc.args[0].name()
         left = producer.flush(3)
         if left or not reports:
             return "no report"
