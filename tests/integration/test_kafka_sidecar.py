@@ -635,3 +635,131 @@ def test_tansu_produce_consume_and_produce_acl_through_the_sidecar(envoy_for_spe
     assert stat_delta(after, before, P + "topic.secret.produce_denied") == 1
     assert stat_delta(after, before, P + "topic.open.fetched_records") >= 21
     assert high_watermark(tansu_broker.bootstrap, denied) == 0
+
+
+# --- more: version cap, DescribeCluster, fetch quota, big records, aiokafka idempotence --------------------
+
+
+def api_versions(port: int) -> dict[int, tuple[int, int]]:
+    """ApiVersions v0 over a raw socket: api key -> (min, max)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        header = struct.pack(">hhih", 18, 0, 11, 3) + b"raw"
+        s.sendall(struct.pack(">i", len(header)) + header)
+        answer = read_frame(s)
+    corr, error, count = struct.unpack_from(">ihi", answer)
+    assert (corr, error) == (11, 0)
+    return {k: (lo, hi) for k, lo, hi in (struct.unpack_from(">hhh", answer, 10 + 6 * i) for i in range(count))}
+
+
+def test_api_versions_cap_produce_and_fetch_at_v12_and_describe_cluster_is_rewritten(sidecar, kafka_cluster):
+    mesh = sidecar()
+    direct = api_versions(kafka_cluster.port)
+    assert direct[0][1] >= 13 and direct[1][1] >= 13, "the broker offers topic-id Produce/Fetch"
+    before = mesh.stats()
+    for port in (mesh.listener_port(L), mesh.node_port(L, 2)):
+        capped = api_versions(port)
+        assert capped[0] == (direct[0][0], 12) and capped[1] == (direct[1][0], 12), capped
+        assert set(capped) <= set(direct)
+    assert stat_delta(wait_stat(mesh.stats, before, P + "api_versions_capped", 2), before, P + "api_versions_capped") == 2
+    admin = AdminClient({"bootstrap.servers": mesh.bootstrap(L)})
+    cluster = admin.describe_cluster(request_timeout=10).result(20)
+    assert sorted((n.id, n.host, n.port) for n in cluster.nodes) == [
+        (n, "127.0.0.1", mesh.node_port(L, n)) for n in (1, 2, 3)]
+    assert cluster.controller is None or cluster.controller.port == mesh.node_port(L, cluster.controller.id)
+
+
+def test_fetch_quota_slows_a_consumer_and_reports_throttle_time(sidecar, unique_name, kafka_cluster):
+    topic = unique_name("slowread")
+    create_topic(kafka_cluster.bootstrap, topic, 1, 3)
+    values = [f"{i:04d}".encode() * 10 for i in range(600)]
+    # batches of 20 records (~1 KB): a Fetch returns whole batches, so small ones keep each Fetch small
+    assert produce(kafka_cluster.bootstrap, [(topic, {"value": v}) for v in values], acks="all",
+                   **{"batch.num.messages": 20}).errors() == []
+    mesh = sidecar(quotas=[{"topic": topic, "records_per_second": 200}])
+    before = mesh.stats()
+    throttles: list[int] = []
+
+    def on_stats(text: str) -> None:
+        for b in json.loads(text).get("brokers", {}).values():
+            throttles.append(b.get("throttle", {}).get("max", 0))
+
+    start = time.monotonic()
+    got = consume(mesh.bootstrap(L), [topic], 600, unique_name("g"), timeout=60,
+                  **{"max.partition.fetch.bytes": 2000, "fetch.max.bytes": 2000, "message.max.bytes": 2000,
+                     "statistics.interval.ms": 200,
+                     "stats_cb": on_stats})
+    elapsed = time.monotonic() - start
+    assert [v for *_, v, _h in got] == values
+    # 200 records of burst, 400 more at 200/s; one Fetch (<= 2000 bytes, ~40 records) may run ahead
+    assert elapsed >= 1.5, (elapsed, stat_delta(mesh.stats(), before, P + "api.Fetch.requests"))
+    assert max(throttles, default=0) > 0, "librdkafka never saw throttle_time_ms in a Fetch response"
+    after = mesh.stats()
+    assert stat_delta(after, before, P + "throttled") > 0
+    assert stat_delta(after, before, P + "topic.other.fetched_records") >= 600
+
+
+@pytest.mark.parametrize("captured", [False, True], ids=["streamed", "captured"])
+def test_big_records_cross_many_reads_both_ways(sidecar, unique_name, kafka_cluster, captured):
+    """900 KB values: Produce requests and Fetch responses span many reads; with an ACL the filter captures
+    the whole Produce request (and rebuilds nothing when nothing is denied)."""
+    topic = unique_name("big")
+    create_topic(kafka_cluster.bootstrap, topic, 1, 3)
+    mesh = sidecar(**({"acl": {"produce": {"deny": ["nothing-matches-this"]}}} if captured else {}))
+    values = [bytes([65 + i]) * 900_000 + str(i).encode() for i in range(4)]
+    before = mesh.stats()
+    recs = [(topic, {"key": str(i).encode(), "value": v}) for i, v in enumerate(values)]
+    assert produce(mesh.bootstrap(L), recs, acks="all", **{"compression.type": "none", "linger.ms": 50}).errors() == []
+    got = consume(mesh.bootstrap(L), [topic], 4, unique_name("g"))
+    assert [v for *_, v, _h in got] == values
+    after = mesh.stats()
+    assert stat_delta(after, before, P + "topic.other.produced_records") == 4
+    assert stat_delta(after, before, P + "topic.other.produced_bytes") >= 3_600_000
+    assert stat_delta(after, before, P + "topic.other.fetched_records") >= 4
+    assert stat_delta(after, before, P + "c2s.protocol_errors") == stat_delta(after, before, P + "s2c.protocol_errors") == 0
+
+
+def test_aiokafka_idempotent_and_transactional_producer(sidecar, unique_name, kafka_cluster):
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    topic = unique_name("aiotx")
+    create_topic(kafka_cluster.bootstrap, topic, 1, 3)
+    mesh = sidecar()
+    bootstrap = mesh.bootstrap(L)
+
+    async def main() -> list[bytes]:
+        idem = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+        await idem.start()
+        try:
+            for i in range(20):
+                await idem.send_and_wait(topic, f"idem-{i}".encode())
+        finally:
+            await idem.stop()
+        tx = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=unique_name("aiotx"))
+        await tx.start()
+        try:
+            async with tx.transaction():
+                for i in range(5):
+                    await tx.send(topic, f"commit-{i}".encode())
+            await tx.begin_transaction()
+            for i in range(5):
+                await tx.send_and_wait(topic, f"abort-{i}".encode())
+            await tx.abort_transaction()
+        finally:
+            await tx.stop()
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=unique_name("g"),
+                                    auto_offset_reset="earliest", isolation_level="read_committed")
+        await consumer.start()
+        out: list[bytes] = []
+        try:
+            deadline = time.monotonic() + 30
+            while len(out) < 25 and time.monotonic() < deadline:
+                for msgs in (await consumer.getmany(timeout_ms=300)).values():
+                    out.extend(m.value for m in msgs)
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(m.value for m in msgs)
+        finally:
+            await consumer.stop()
+        return out
+
+    got = asyncio.run(asyncio.wait_for(main(), 90))
+    assert got == [f"idem-{i}".encode() for i in range(20)] + [f"commit-{i}".encode() for i in range(5)]
