@@ -49,7 +49,8 @@ NO_DRAIN = ("listener_manager.listener_modified", "listener_manager.listener_in_
 class Serve:
     """`evmesh xds serve SPEC --policy-port P` as a process; edit() rewrites SPEC (atomically)."""
 
-    def __init__(self, work: Path, data: dict[str, Any], discovery_interval: float = 2.0, live: bool = True):
+    def __init__(self, work: Path, data: dict[str, Any], discovery_interval: float = 2.0, live: bool = True,
+                 extra: tuple[str, ...] = ()):
         self.work = work
         self.ads_port, self.policy_port = free_port(), (free_port() if live else 0)  # 0: policies inline
         self.path = work / "mesh.yaml"
@@ -57,7 +58,7 @@ class Serve:
         self._write(data)
         evmesh = Path(sys.prefix) / "bin" / "evmesh"
         argv = [evmesh, "xds", "serve", self.path, "--port", str(self.ads_port), "--policy-port", str(self.policy_port),
-                "--poll-interval", "0.05", "--discovery-interval", str(discovery_interval)]
+                "--poll-interval", "0.05", "--discovery-interval", str(discovery_interval), *extra]
         self.proc = ManagedProcess("evmesh-xds", argv, work / "serve.log", env=dict(os.environ),
                                    stop_signal=signal.SIGTERM)
         self.wait_log(r"ADS server on 127\.0\.0\.1:\d+")
@@ -126,8 +127,8 @@ def mesh(tmp_path: Path) -> Iterator[Callable[..., tuple[Serve, Sidecar]]]:
     started: list[Any] = []
 
     def start(data: dict[str, Any], ports: list[int], discovery_interval: float = 2.0,
-              live: bool = True) -> tuple[Serve, Sidecar]:
-        serve = Serve(tmp_path, data, discovery_interval, live)
+              live: bool = True, extra: tuple[str, ...] = ()) -> tuple[Serve, Sidecar]:
+        serve = Serve(tmp_path, data, discovery_interval, live, extra)
         started.append(serve)
         serve.wait_log(r"snapshot 1 for node key evmesh: .*; policy \w+" if live else r"snapshot 1 for node key")
         sidecar = Sidecar(tmp_path, serve, ports)
@@ -234,6 +235,52 @@ async def test_nats_same_connection_denied_then_allowed(broker, mesh):
         after = sidecar.stats()
         assert after["evmesh.nats.orders.connections_total"] == stats["evmesh.nats.orders.connections_total"]
         sidecar.assert_nothing_drained(stats)
+    finally:
+        await nc.close()
+        await direct.close()
+
+
+async def test_a_policy_the_module_rejects_is_nacked_once_and_the_old_one_stays(broker, mesh):
+    """--no-native-check lets through a policy only the module's parser refuses (over 1024 patterns): the
+    module keeps the previous policy on the open connection, reports the NACK once, and is not sent the
+    same version again; the next good edit applies.
+
+    The module reports `applied` when a document arrives and parses it when a connection next needs it; the
+    NACK rides on its next poll, which waits for the current long-poll to end (its wait is 30 s)."""
+    port = free_port()
+    serve, sidecar = mesh(nats_data(broker.address, port, ["orders.>"]), [port], extra=("--no-native-check",))
+    nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
+    direct = await nats.connect(broker.url, allow_reconnect=False)
+    sub = await direct.subscribe("orders.kept")
+    await direct.flush()
+    try:
+        serve.edit(set_nats_allow([f"other{i}.>" for i in range(1025)]))
+        v2 = serve.wait_log(r"snapshot 2 for node key .*; policy (\w+)$").group(1)
+        serve.wait_log(rf"INFO policy ACK version {v2}$", 5)  # received
+        await nc.publish("orders.kept", b"still allowed")  # the connection looks at the new document now
+        await nc.flush()
+        await asyncio.sleep(0.3)
+        assert sub.pending_msgs == 1, "the rejected policy was applied"
+        nack = serve.wait_log(rf"WARNING policy NACK version {v2} for orders: (.*)$", 40)
+        assert "too many patterns" in nack.group(1), nack.group(0)
+        assert "rejected, keeping the previous one" in sidecar.envoy.log_text()
+        time.sleep(1.0)
+        assert serve.proc.log_text().count("policy NACK") == 1
+        serve.edit(set_nats_allow(["billing.>"]))
+        v3 = serve.wait_log(r"snapshot 3 for node key .*; policy (\w+)$").group(1)
+        serve.wait_log(rf"INFO policy ACK version {v3}$", 5)
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        nc2 = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False, error_cb=on_error)
+        await nc2.publish("orders.kept", b"denied now")
+        await nc2.flush()
+        await asyncio.sleep(0.3)
+        assert errors == ['nats: permissions violation for publish to "orders.kept"'] and sub.pending_msgs == 1
+        await nc2.close()
+        assert serve.proc.log_text().count("policy NACK") == 1
     finally:
         await nc.close()
         await direct.close()
