@@ -763,3 +763,67 @@ def test_aiokafka_idempotent_and_transactional_producer(sidecar, unique_name, ka
 
     got = asyncio.run(asyncio.wait_for(main(), 90))
     assert got == [f"idem-{i}".encode() for i in range(20)] + [f"commit-{i}".encode() for i in range(5)]
+
+
+def test_quotas_are_per_client_id(sidecar, unique_name, kafka_cluster):
+    topic = unique_name("perclient")
+    create_topic(kafka_cluster.bootstrap, topic, 1, 3)
+    mesh = sidecar(quotas=[{"topic": topic, "records_per_second": 100}])
+    bootstrap = mesh.bootstrap(L)
+
+    def send_in_steps(client_id: str, batches: int) -> tuple[float, int]:
+        """batches x 20 records, one request at a time; (seconds, largest throttle_time_ms seen)."""
+        throttles: list[int] = []
+
+        def on_stats(text: str) -> None:
+            for b in json.loads(text).get("brokers", {}).values():
+                throttles.append(b.get("throttle", {}).get("max", 0))
+
+        producer = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
+                             "linger.ms": 0, "statistics.interval.ms": 100, "stats_cb": on_stats})
+        producer.list_topics(topic, timeout=10)
+        start = time.monotonic()
+        for b in range(batches):
+            for i in range(20):
+                producer.produce(topic, value=f"{client_id}-{b}-{i}".encode())
+            assert producer.flush(30) == 0
+        elapsed = time.monotonic() - start
+        time.sleep(0.25)  # one more statistics round
+        producer.poll(0)
+        return elapsed, max(throttles, default=0)
+
+    slow, slow_throttle = send_in_steps(unique_name("a"), 15)  # 300 records: 100 of burst, 200 at 100/s
+    fast, fast_throttle = send_in_steps(unique_name("b"), 4)  # 80 records: within b's own burst
+    assert slow >= 1.6 and slow_throttle > 0, (slow, slow_throttle)
+    assert fast < 1.0 and fast_throttle == 0, (fast, fast_throttle)
+
+
+def test_a_node_missing_from_the_broker_map_is_advertised_at_the_bootstrap_port(envoy_for_spec, kafka_cluster):
+    class TwoNodes:  # the spec lists nodes 1 and 2 only: node 3 has no node listener
+        address = kafka_cluster.address
+        nodes = [n for n in kafka_cluster.nodes if n[0] != 3]
+
+    mesh = envoy_for_spec(sidecar_spec(TwoNodes, {L: {}}))
+    before = mesh.stats()
+    md = AdminClient({"bootstrap.servers": mesh.bootstrap(L)}).list_topics(timeout=10)
+    assert {b.id: (b.host, b.port) for b in md.brokers.values()} == {
+        1: ("127.0.0.1", mesh.node_port(L, 1)), 2: ("127.0.0.1", mesh.node_port(L, 2)),
+        3: ("127.0.0.1", mesh.listener_port(L))}
+    after = wait_stat(mesh.stats, before, P + "unknown_nodes", 1)
+    assert stat_delta(after, before, P + "unknown_nodes") >= 1
+    assert "broker node 3 (127.0.0.1:" in mesh.log_text()
+
+
+def test_a_request_over_max_frame_closes_the_connection(sidecar, unique_name, kafka_cluster):
+    topic = unique_name("maxframe")
+    single_leader_topic(kafka_cluster, topic)
+    mesh = sidecar(max_frame=1024)
+    before = mesh.stats()
+    with socket.create_connection(("127.0.0.1", mesh.node_port(L, 1)), timeout=10) as raw:
+        raw.sendall(produce_request_v3(topic, [b"small"], correlation_id=1, acks=-1))
+        assert struct.unpack_from(">i", read_frame(raw))[0] == 1
+        raw.sendall(produce_request_v3(topic, [b"x" * 2000], correlation_id=2))
+        assert _closed_within(raw, 10), "a 2 KB request passed max_frame 1024"
+    after = wait_stat(mesh.stats, before, P + "c2s.protocol_errors", 1)
+    assert stat_delta(after, before, P + "c2s.protocol_errors") == 1
+    assert high_watermark(kafka_cluster.bootstrap, topic) == 1
