@@ -827,3 +827,65 @@ def test_a_request_over_max_frame_closes_the_connection(sidecar, unique_name, ka
     after = wait_stat(mesh.stats, before, P + "c2s.protocol_errors", 1)
     assert stat_delta(after, before, P + "c2s.protocol_errors") == 1
     assert high_watermark(kafka_cluster.bootstrap, topic) == 1
+
+
+def test_aiokafka_and_kafka_python_get_error_29_for_denied_topics(sidecar, unique_name, kafka_cluster):
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.errors import TopicAuthorizationFailedError as AioDenied
+    from kafka import KafkaConsumer
+    from kafka.errors import TopicAuthorizationFailedError
+
+    allowed, denied, hidden = unique_name("open"), unique_name("secret"), unique_name("hidden")
+    for t in (allowed, denied, hidden):
+        single_leader_topic(kafka_cluster, t)
+    assert produce(kafka_cluster.bootstrap, [(hidden, {"value": b"h"}), (allowed, {"value": b"a"})]).errors() == []
+    mesh = sidecar(acl={"produce": {"deny": [denied]}, "consume": {"deny": [hidden]}})
+    bootstrap = mesh.bootstrap(L)
+    before = mesh.stats()
+
+    async def main() -> tuple[list, int]:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            assert (await producer.send_and_wait(allowed, b"aio-1")).offset == 1
+            with pytest.raises(AioDenied):
+                await asyncio.wait_for(producer.send_and_wait(denied, b"no"), 10)
+            assert (await producer.send_and_wait(allowed, b"aio-2")).offset == 2
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(allowed, hidden, bootstrap_servers=bootstrap, group_id=unique_name("g"),
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        got, refusals = [], 0
+        try:
+            deadline = time.monotonic() + 30
+            while (len(got) < 3 or not refusals) and time.monotonic() < deadline:
+                try:
+                    for msgs in (await consumer.getmany(timeout_ms=300)).values():
+                        got.extend((m.topic, m.value) for m in msgs)
+                except AioDenied:
+                    refusals += 1
+        finally:
+            await consumer.stop()
+        return got, refusals
+
+    got, refusals = asyncio.run(asyncio.wait_for(main(), 60))
+    assert got == [(allowed, b"a"), (allowed, b"aio-1"), (allowed, b"aio-2")] and refusals > 0
+
+    consumer = KafkaConsumer(allowed, hidden, bootstrap_servers=bootstrap, group_id=unique_name("g"),
+                             auto_offset_reset="earliest")
+    got, refusals = [], 0
+    deadline = time.monotonic() + 30
+    while (len(got) < 3 or not refusals) and time.monotonic() < deadline:
+        try:
+            for msgs in consumer.poll(300).values():
+                got.extend((m.topic, m.value) for m in msgs)
+        except TopicAuthorizationFailedError:
+            refusals += 1
+    consumer.close()
+    assert got == [(allowed, b"a"), (allowed, b"aio-1"), (allowed, b"aio-2")] and refusals > 0
+    after = mesh.stats()
+    assert stat_delta(after, before, P + "topic.other.produce_denied") == 1
+    assert stat_delta(after, before, P + "topic.other.fetch_denied") >= 2
+    assert stat_delta(after, before, P + "c2s.protocol_errors") == stat_delta(after, before, P + "s2c.protocol_errors") == 0
+    assert high_watermark(kafka_cluster.bootstrap, denied) == 0
