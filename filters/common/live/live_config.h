@@ -21,7 +21,7 @@
 namespace evmesh::live {
 
 template <class T>
-class LiveConfig {
+class LiveConfig : public Follower {
  public:
   using Parse = std::optional<T> (*)(std::string_view json, std::string* error);
 
@@ -31,6 +31,13 @@ class LiveConfig {
     base_.erase("policy");
     for (const auto& k : keys_) base_.erase(k);
     gen_ = Registry::instance().generation(ref_.source, ref_.name);
+    Registry::instance().follow(ref_.source, this);
+  }
+  ~LiveConfig() override { Registry::instance().unfollow(ref_.source, this); }
+
+  void on_published() override {
+    uint64_t gen = 0;
+    current(&gen);
   }
 
   uint64_t generation() const { return gen_->load(std::memory_order_acquire); }

@@ -176,6 +176,21 @@ void Registry::report_rejected(const std::string& source, const std::string& nam
   if (it != sources_.end()) it->second.rejected[name] = {version, error};
 }
 
+void Registry::follow(const std::string& source, Follower* f) {
+  std::lock_guard<std::mutex> l(followers_mu_);
+  followers_.emplace(source, f);
+}
+
+void Registry::unfollow(const std::string& source, Follower* f) {
+  std::lock_guard<std::mutex> l(followers_mu_);
+  for (auto it = followers_.lower_bound(source); it != followers_.end() && it->first == source; ++it) {
+    if (it->second == f) {
+      followers_.erase(it);
+      return;
+    }
+  }
+}
+
 bool Registry::ensure(const std::string& source, const std::string& name, std::chrono::milliseconds timeout,
                       std::string* error) {
   std::unique_lock<std::mutex> l(mu_);
@@ -258,6 +273,14 @@ void Registry::run(std::string source) {
       log(EVM_LOG_INFO, "evmesh policy source " + source + ": version " + v + " (" +
                             std::to_string(doc["policies"].size()) + " policies)");
       version = v;
+      {
+        // Every listener config re-parses now: the next poll carries the
+        // verdict (applied, or the first rejection).
+        std::lock_guard<std::mutex> fl(followers_mu_);
+        for (auto it = followers_.lower_bound(source); it != followers_.end() && it->first == source; ++it) {
+          it->second->on_published();
+        }
+      }
       std::lock_guard<std::mutex> l(mu_);
       Source& s = sources_[source];
       s.applied = v;

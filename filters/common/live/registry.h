@@ -28,6 +28,15 @@ struct Doc {
   std::string json;     // this listener's policy object, serialized
 };
 
+// A listener config that follows documents of one (source, name).
+class Follower {
+ public:
+  virtual ~Follower() = default;
+  // Called on the poller thread after a new document set was published, so
+  // that a bad document is found (and reported) at once, not at the next read.
+  virtual void on_published() = 0;
+};
+
 class Registry {
  public:
   static Registry& instance();
@@ -47,6 +56,8 @@ class Registry {
   // the source with the next poll (once per name and version).
   void report_rejected(const std::string& source, const std::string& name, const std::string& version,
                        const std::string& error);
+  void follow(const std::string& source, Follower* f);
+  void unfollow(const std::string& source, Follower* f);
 
  private:
   struct Entry {
@@ -68,6 +79,8 @@ class Registry {
   std::condition_variable cv_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;  // "source|name"
   std::map<std::string, Source> sources_;
+  std::mutex followers_mu_;  // held while followers run: unfollow waits for them
+  std::multimap<std::string, Follower*> followers_;  // by source
 };
 
 // One HTTP/1.1 GET to host:port (Connection: close, Content-Length body).
