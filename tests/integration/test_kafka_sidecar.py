@@ -889,3 +889,73 @@ def test_aiokafka_and_kafka_python_get_error_29_for_denied_topics(sidecar, uniqu
     assert stat_delta(after, before, P + "topic.other.fetch_denied") >= 2
     assert stat_delta(after, before, P + "c2s.protocol_errors") == stat_delta(after, before, P + "s2c.protocol_errors") == 0
     assert high_watermark(kafka_cluster.bootstrap, denied) == 0
+
+
+class FakeBroker:
+    """A TCP server that answers every request frame with `reply(correlation id)` bytes (then keeps reading);
+    a stand-in for a broker that sends malformed responses. Stopped (thread joined) by close()."""
+
+    def __init__(self, reply: Callable[[int], bytes]):
+        import threading
+
+        self.reply = reply
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.nodes = [(1, "127.0.0.1", self.port)]
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(0.2)
+                while not self.stopping.is_set():
+                    try:
+                        payload = read_frame(conn)
+                    except TimeoutError:
+                        continue
+                    except (ConnectionError, OSError):
+                        break
+                    try:
+                        conn.sendall(self.reply(struct.unpack_from(">i", payload, 4)[0]))
+                    except OSError:
+                        break
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.server.close()
+
+
+def metadata_v4_request(correlation_id: int) -> bytes:
+    body = struct.pack(">hhih", 3, 4, correlation_id, 3) + b"raw" + struct.pack(">ib", -1, 0)
+    return struct.pack(">i", len(body)) + body
+
+
+@pytest.mark.parametrize("reply", [
+    lambda corr: struct.pack(">ii", 8, corr) + b"\xff\xff\xff\xff",  # Metadata v4 cut after throttle_time_ms
+    lambda corr: struct.pack(">i", -5),  # a negative response size
+], ids=["truncated-metadata", "negative-size"])
+def test_malformed_broker_responses_close_the_connection(envoy_for_spec, reply):
+    broker = FakeBroker(reply)
+    try:
+        mesh = envoy_for_spec(sidecar_spec(broker, {L: {}}))
+        before = mesh.stats()
+        with socket.create_connection(("127.0.0.1", mesh.listener_port(L)), timeout=10) as raw:
+            raw.sendall(metadata_v4_request(21))
+            assert _closed_within(raw, 10), "the sidecar forwarded a malformed response"
+        after = wait_stat(mesh.stats, before, P + "s2c.protocol_errors", 1)
+        assert stat_delta(after, before, P + "s2c.protocol_errors") == 1
+        assert stat_delta(after, before, P + "c2s.protocol_errors") == 0
+        assert "malformed broker-to-client frame" in mesh.log_text()
+        with urllib.request.urlopen(f"{mesh.admin_url}/ready", timeout=5) as resp:
+            assert resp.read().strip() == b"LIVE"
+    finally:
+        broker.close()
