@@ -108,6 +108,12 @@ bool ObjectReader::uint(std::string_view key, bool required, uint64_t min, uint6
     const double d = v->get<double>();
     if (!(d >= 0) || d != std::floor(d) || d > 9.0e15) return fail(join(path_, key), "must be a whole number");
     n = static_cast<uint64_t>(d);
+  } else if (v->is_string() && !v->get_ref<const std::string&>().empty() &&
+             v->get_ref<const std::string&>().size() <= 19 &&
+             v->get_ref<const std::string&>().find_first_not_of("0123456789") == std::string::npos) {
+    // Envoy's YAML loader hands integers beyond 2^31 to the Struct as
+    // strings of digits; they are still numbers.
+    n = std::stoull(v->get_ref<const std::string&>());
   } else {
     return fail(join(path_, key), std::string("must be a number, got ") + type_name(*v));
   }

@@ -58,5 +58,21 @@ TEST(JsonConfig, AcceptsIntegralDoublesFromStruct) {
   EXPECT_EQ(n, 1048576u);
 }
 
+TEST(JsonConfig, AcceptsDigitStringsFromEnvoysYamlLoader) {
+  Json j;
+  std::string err;
+  ASSERT_TRUE(parse_json(R"({"n": "2147483648", "bad": "12a", "neg": "-1", "empty": ""})", &j, &err));
+  ObjectReader r(j, "", &err);
+  uint64_t n = 0;
+  EXPECT_TRUE(r.uint("n", true, 0, 1ull << 40, &n));
+  EXPECT_EQ(n, 2147483648u);
+  EXPECT_FALSE(r.uint("bad", true, 0, 10, &n));
+  EXPECT_EQ(err, "bad: must be a number, got a string");
+  for (const char* k : {"neg", "empty"}) {
+    err.clear();
+    EXPECT_FALSE(r.uint(k, true, 0, 10, &n)) << k;
+  }
+}
+
 }  // namespace
 }  // namespace evmesh::config
