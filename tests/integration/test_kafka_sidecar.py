@@ -203,7 +203,10 @@ def test_transactions_read_committed_sees_only_committed_records(sidecar, unique
     assert stat_delta(after, before, P + "api.AddPartitionsToTxn.requests") >= 3
 
 
-def test_consumer_group_rebalance_splits_partitions_and_consumes_each_record_once(sidecar, unique_name, kafka_cluster):
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_consumer_group_rebalance_splits_partitions_and_consumes_each_record_once(sidecar, unique_name, kafka_cluster,
+                                                                                   protocol):
+    """classic: JoinGroup/SyncGroup with client-side assignment; consumer: KIP-848 ConsumerGroupHeartbeat."""
     mesh = sidecar()
     bootstrap = mesh.bootstrap(L)
     topic = unique_name("grp")
@@ -212,14 +215,16 @@ def test_consumer_group_rebalance_splits_partitions_and_consumes_each_record_onc
     assigned: dict[str, set[int]] = {"a": set(), "b": set()}
 
     def member(name: str) -> Consumer:
+        timing = {"session.timeout.ms": 10000, "heartbeat.interval.ms": 500} if protocol == "classic" else {}
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-                      "enable.auto.commit": False, "session.timeout.ms": 10000, "heartbeat.interval.ms": 500})
+                      "enable.auto.commit": False, "group.protocol": protocol, **timing})
 
+        # eager (classic): revoke all, assign all; incremental (consumer): only the partitions that move
         def on_assign(_c, parts):
-            assigned[name] = {p.partition for p in parts}
+            assigned[name] |= {p.partition for p in parts}
 
-        def on_revoke(cons, parts):
-            assigned[name] = set()
+        def on_revoke(_c, parts):
+            assigned[name] -= {p.partition for p in parts}
 
         c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
         return c
