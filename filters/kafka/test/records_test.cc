@@ -39,6 +39,16 @@ TEST(KafkaCrc32c, KnownVectorsAndChaining) {
       EXPECT_EQ(crc32c(long_text.data() + off, n, 0x1234), crc32c_portable(long_text.data() + off, n, 0x1234));
     }
   }
+  // Long inputs take the three-lane path (3 x 512-byte blocks): it agrees with
+  // the table path on every length around the block edges and when chained.
+  std::string big;
+  for (int i = 0; i < 12000; ++i) big.push_back(static_cast<char>((i * 131) ^ (i >> 5)));
+  for (size_t n : {1535, 1536, 1537, 3071, 3072, 4608, 5000, 11999}) {
+    for (size_t off : {0, 3}) {
+      EXPECT_EQ(crc32c(big.data() + off, n, 0x5a5a), crc32c_portable(big.data() + off, n, 0x5a5a)) << n << "+" << off;
+    }
+  }
+  EXPECT_EQ(crc32c(big.data() + 4000, 8000, crc32c(big.data(), 4000)), crc32c_portable(big.data(), 12000));
   EXPECT_EQ(crc32c_portable("123456789", 9), 0xE3069283u);
 }
 
