@@ -964,3 +964,35 @@ def test_malformed_broker_responses_close_the_connection(envoy_for_spec, reply):
             assert resp.read().strip() == b"LIVE"
     finally:
         broker.close()
+
+
+def test_one_client_id_on_two_connections_shares_its_quota(sidecar, unique_name, kafka_cluster):
+    import threading
+
+    topic = unique_name("shared")
+    create_topic(kafka_cluster.bootstrap, topic, 1, 3)
+    mesh = sidecar(quotas=[{"topic": topic, "records_per_second": 100}])
+    client_id = unique_name("same")
+    producers = [Producer({"bootstrap.servers": mesh.bootstrap(L), "client.id": client_id, "acks": "all",
+                           "linger.ms": 0}) for _ in range(2)]
+    for p in producers:
+        p.list_topics(topic, timeout=10)
+
+    def send(p: Producer, tag: str) -> None:
+        for b in range(8):  # 8 x 20 records, one request at a time
+            for i in range(20):
+                p.produce(topic, value=f"{tag}-{b}-{i}".encode())
+            assert p.flush(30) == 0
+
+    start = time.monotonic()
+    threads = [threading.Thread(target=send, args=(p, t)) for p, t in zip(producers, "xy", strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    elapsed = time.monotonic() - start
+    # 320 records, one bucket: 100 of burst, 220 at 100/s (less one request of 20 running ahead per connection);
+    # two buckets would have let each connection finish in ~0.6 s
+    assert elapsed >= 1.6, elapsed
+    got = consume(mesh.bootstrap(L), [topic], 320, unique_name("g"), idle=0.3)
+    assert len(got) == 320 and len({v for *_, v, _h in got}) == 320
