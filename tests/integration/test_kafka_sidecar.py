@@ -996,3 +996,37 @@ def test_one_client_id_on_two_connections_shares_its_quota(sidecar, unique_name,
     assert elapsed >= 1.6, elapsed
     got = consume(mesh.bootstrap(L), [topic], 320, unique_name("g"), idle=0.3)
     assert len(got) == 320 and len({v for *_, v, _h in got}) == 320
+
+
+def test_tansu_consume_acl_and_kafka_python_round_trip(envoy_for_spec, tansu_broker: Tansu, unique_name):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    allowed, hidden = unique_name("open"), unique_name("hidden")
+    for t in (allowed, hidden):
+        create_topic(tansu_broker.bootstrap, t, 1, 1)
+    assert produce(tansu_broker.bootstrap, [(hidden, {"value": b"h"})]).errors() == []
+    mesh = envoy_for_spec(sidecar_spec(tansu_broker, {L: {"acl": {"consume": {"deny": [hidden]}}}}))
+    bootstrap = mesh.bootstrap(L)
+    before = mesh.stats()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip")
+    futures = [producer.send(allowed, key=f"k{i}".encode(), value=f"v{i}".encode()) for i in range(10)]
+    producer.flush(30)
+    assert [f.get(10).offset for f in futures] == list(range(10))
+    producer.close(10)
+    consumer = KafkaConsumer(allowed, bootstrap_servers=bootstrap, group_id=unique_name("g"),
+                             auto_offset_reset="earliest", session_timeout_ms=2000, heartbeat_interval_ms=300,
+                             consumer_timeout_ms=20000)
+    got = []
+    for msg in consumer:
+        got.append((msg.key, msg.value))
+        if len(got) == 10:
+            break
+    consumer.close()
+    assert got == [(f"k{i}".encode(), f"v{i}".encode()) for i in range(10)]
+    errors: list[int] = []
+    only = consume(bootstrap, [hidden], 1, unique_name("g"), timeout=4,
+                   on_error=lambda err: errors.append(err.code()) or True, **TANSU_GROUP)
+    assert only == [] and errors and set(errors) == {KafkaError.TOPIC_AUTHORIZATION_FAILED}, errors
+    after = mesh.stats()
+    assert stat_delta(after, before, P + "topic.other.fetch_denied") >= 1
+    assert stat_delta(after, before, P + "c2s.protocol_errors") == stat_delta(after, before, P + "s2c.protocol_errors") == 0
