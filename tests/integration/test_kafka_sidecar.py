@@ -703,19 +703,26 @@ def test_fetch_quota_slows_a_consumer_and_reports_throttle_time(sidecar, unique_
     assert stat_delta(after, before, P + "topic.other.fetched_records") >= 600
 
 
-@pytest.mark.parametrize("captured", [False, True], ids=["streamed", "captured"])
-def test_big_records_cross_many_reads_both_ways(sidecar, unique_name, kafka_cluster, captured):
-    """900 KB values: Produce requests and Fetch responses span many reads; with an ACL the filter captures
-    the whole Produce request (and rebuilds nothing when nothing is denied)."""
-    topic = unique_name("big")
-    create_topic(kafka_cluster.bootstrap, topic, 1, 3)
-    mesh = sidecar(**({"acl": {"produce": {"deny": ["nothing-matches-this"]}}} if captured else {}))
+@pytest.mark.parametrize("path", ["streamed", "captured", "fetch-rewritten"])
+def test_big_records_cross_many_reads_both_ways(sidecar, unique_name, kafka_cluster, path):
+    """900 KB values: Produce requests and Fetch responses span many reads. captured: a produce ACL makes the
+    filter capture whole Produce requests; fetch-rewritten: a consume ACL denies a second topic of the same
+    Fetch, so the filter captures and rewrites the big Fetch responses."""
+    topic, hidden = unique_name("big"), unique_name("bighidden")
+    for t in (topic, hidden):
+        single_leader_topic(kafka_cluster, t)
+    options = {"streamed": {}, "captured": {"acl": {"produce": {"deny": ["nothing-matches-this"]}}},
+               "fetch-rewritten": {"acl": {"consume": {"deny": [hidden]}}}}[path]
+    mesh = sidecar(**options)
     values = [bytes([65 + i]) * 900_000 + str(i).encode() for i in range(4)]
     before = mesh.stats()
     recs = [(topic, {"key": str(i).encode(), "value": v}) for i, v in enumerate(values)]
     assert produce(mesh.bootstrap(L), recs, acks="all", **{"compression.type": "none", "linger.ms": 50}).errors() == []
-    got = consume(mesh.bootstrap(L), [topic], 4, unique_name("g"))
+    errors: list[int] = []
+    topics = [topic, hidden] if path == "fetch-rewritten" else [topic]
+    got = consume(mesh.bootstrap(L), topics, 4, unique_name("g"), on_error=lambda e: errors.append(e.code()) or True)
     assert [v for *_, v, _h in got] == values
+    assert set(errors) == ({KafkaError.TOPIC_AUTHORIZATION_FAILED} if path == "fetch-rewritten" else set()), errors
     after = mesh.stats()
     assert stat_delta(after, before, P + "topic.other.produced_records") == 4
     assert stat_delta(after, before, P + "topic.other.produced_bytes") >= 3_600_000
