@@ -233,7 +233,17 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
   }
   if (!c2s_.at_frame_boundary()) {
     const uint64_t fs = std::max<uint64_t>(c2s_.frame_start(), base);
-    if (c2s_head_seen_ && c2s_capture_) {
+    if (c2s_head_seen_ && frame_hold_ && !own_capture_ && !end_stream && total > hold_limit()) {
+      // A Produce frame awaiting its verdict outgrew the hold limit: its bytes
+      // so far move into cap_ (and the rest as it comes), so that Envoy's read
+      // buffer never reaches its high watermark while we wait.
+      own_capture_ = true;
+      cap_.clear();
+      chunks_.copy_range(static_cast<size_t>(c2s_.frame_start() - base), total, &cap_);
+      c2s_edits_.push_back({c2s_.frame_start(), base + total, std::string()});
+    } else if (c2s_head_seen_ && own_capture_) {
+      c2s_edits_.push_back({fs, base + total, std::string()});
+    } else if (c2s_head_seen_ && c2s_capture_) {
       // A captured frame still in progress: its bytes so far leave the buffer
       // (the splitter holds them) and come back whole where the frame ends.
       c2s_edits_.push_back({fs, base + total, std::string()});
@@ -249,7 +259,12 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
     kept = chunks_.total();
   }
   int status = EVM_NET_CONTINUE;
-  if (hold) {
+  const bool frame_held = !end_stream && frame_hold_ && !own_capture_ && !c2s_.at_frame_boundary();
+  if (frame_held && !hold) {
+    // Hold in place (zero copy) until the frame's verdict is in.
+    held_ = kept;
+    status = EVM_NET_STOP_ITERATION;
+  } else if (hold) {
     // Quota debt: hold the client's requests (as Kafka mutes a throttled
     // channel); the timer hands them on. Reads stop at the buffer limit.
     held_ = kept;
@@ -297,19 +312,21 @@ bool KafkaFilter::c2s_head(const FrameHead& h) {
     return false;
   }
   if (req_.api_key == api::kProduce) {
-    if (cfg_->produce_needs_body()) {
-      c2s_capture_ = true;
-    } else {
-      Walk& w = walks_[0];
-      w.active = true;
-      w.header_size = req_.size;
-      w.walker = std::make_unique<RecordsBodyWalker>(RecordsBodyWalker::Kind::kProduceRequest, req_.api_version,
-                                                     h.size - req_.size, 4 + req_.size, cfg_->verify_crc);
-      w.records = w.bytes = w.quota_wait_ns = 0;
-      w.crc_error = false;
-      w.group = cfg_->topics.size();
-      w.quota = -1;
-    }
+    Walk& w = walks_[0];
+    w.active = true;
+    w.header_size = req_.size;
+    w.walker = std::make_unique<RecordsBodyWalker>(RecordsBodyWalker::Kind::kProduceRequest, req_.api_version,
+                                                   h.size - req_.size, 4 + req_.size, cfg_->verify_crc);
+    w.records = w.bytes = w.quota_wait_ns = 0;
+    w.crc_error = false;
+    w.group = cfg_->topics.size();
+    w.quota = -1;
+    w.decide = cfg_->produce_needs_body();
+    w.in_partition = false;
+    w.topic_code = 0;
+    w.refused.clear();
+    frame_hold_ = w.decide;
+    own_capture_ = false;
   } else if (req_.api_key == api::kFetch && cfg_->consume.restricts()) {
     c2s_capture_ = true;
   }
@@ -334,7 +351,15 @@ void KafkaFilter::walk_feed(Walk& w, const FrameHead& h, uint64_t at, std::strin
 }
 
 void KafkaFilter::c2s_bytes(const FrameHead& h, uint64_t at, std::string_view piece) {
+  if (own_capture_) cap_.append(piece.data(), piece.size());
   walk_feed(walks_[0], h, at, piece, true);
+}
+
+size_t KafkaFilter::hold_limit() const {
+  // Below Envoy's high watermark (the buffer limit), so reads never stop
+  // while a frame is held; 1 MiB when the connection has no limit.
+  const uint32_t limit = conn_.buffer_limit();
+  return limit == 0 ? (1u << 20) : limit / 2;
 }
 
 void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
@@ -370,11 +395,41 @@ void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
     c2s_edits_.push_back({std::max<uint64_t>(h.start, cur_base_), h.end(), std::move(out)});
   } else if (w.active) {
     w.active = false;
+    const bool held = frame_hold_, captured = own_capture_;
+    frame_hold_ = own_capture_ = false;
     if (!w.walker->done()) {
       fatal(true, "offset " + std::to_string(h.end()) + ": Produce request truncated (frame ends inside its body)");
       return;
     }
     expect = w.walker->acks() != 0;
+    if (!w.refused.empty()) {
+      if (!expect) {
+        // Kafka answers nothing to acks=0; on an error it closes the connection.
+        fatal(true,
+              "Produce with acks=0 refused (" + w.refused.front().parts.front().message +
+                  "); Kafka closes acks=0 connections on errors",
+              false);
+        return;
+      }
+      std::string frame;
+      if (captured) {
+        frame = std::move(cap_);
+      } else if (held && h.start >= cur_base_) {
+        chunks_.copy_range(static_cast<size_t>(h.start - cur_base_), static_cast<size_t>(h.end() - cur_base_), &frame);
+      } else {
+        fatal(true, "internal error: refused Produce frame partly forwarded", false);
+        return;
+      }
+      std::string out = rewrite_produce(req_, std::string_view(frame).substr(4), w.refused);
+      if (fatal_) return;
+      c2s_edits_.push_back({std::max<uint64_t>(h.start, cur_base_), h.end(), std::move(out)});
+      Pending& p = pending_[req_.correlation_id];
+      p.produce_errors = std::move(w.refused);
+      w.refused.clear();
+    } else if (captured) {
+      c2s_edits_.push_back({std::max<uint64_t>(h.start, cur_base_), h.end(), std::move(cap_)});
+    }
+    cap_.clear();
     if (w.quota_wait_ns > 0) {
       throttle_for(w.quota_wait_ns);
       if (expect) pending_[req_.correlation_id].throttle_ms = static_cast<int32_t>(w.quota_wait_ns / 1000000 + 1);
@@ -396,20 +451,84 @@ void KafkaFilter::topic(const TopicRef& t, uint64_t /*offset*/) {
   w.group = group_of(name);
   w.quota = cfg_->quotas.empty() ? -1 : cfg_->quota(name);
   w.records = w.bytes = 0;
+  w.in_partition = false;
+  if (!w.decide) return;
+  w.topic.assign(name.data(), name.size());
+  w.topic_code = 0;
+  w.topic_message.clear();
+  const int16_t acks = w.walker->acks();
+  const int16_t min_acks = cfg_->durability.empty() ? 0 : cfg_->min_acks(name);
+  if (!cfg_->produce.allowed(name)) {
+    w.topic_code = kTopicAuthorizationFailed;
+    w.topic_message = "evmesh: produce to topic '" + w.topic + "' is denied by the sidecar's ACL";
+  } else if (acks_strength(acks) < acks_strength(min_acks)) {
+    w.topic_code = kInvalidRequiredAcks;
+    w.topic_message = "evmesh: topic '" + w.topic + "' requires acks=" + acks_name(min_acks) +
+                      ", request has acks=" + acks_name(acks);
+  }
 }
 
-void KafkaFilter::partition(int32_t /*index*/, int64_t size, uint64_t /*offset*/) {
-  if (size > 0) cur_walk_->bytes += static_cast<uint64_t>(size);
+void KafkaFilter::partition(int32_t index, int64_t size, uint64_t /*offset*/) {
+  Walk& w = *cur_walk_;
+  if (!w.decide) {
+    if (size > 0) w.bytes += static_cast<uint64_t>(size);
+    return;
+  }
+  end_partition(w);
+  w.in_partition = true;
+  w.part_index = index;
+  w.part_code = w.topic_code;
+  w.part_message = w.topic_message;
+  w.part_records = 0;
+  w.part_bytes = size > 0 ? static_cast<uint64_t>(size) : 0;
+}
+
+// Under policies: a partition's records count only when it goes on; a
+// refused one is remembered for the response.
+void KafkaFilter::end_partition(Walk& w) {
+  if (!w.in_partition) return;
+  w.in_partition = false;
+  const KafkaMetrics& m = config_.m();
+  if (w.part_code == 0) {
+    w.records += w.part_records;
+    w.bytes += w.part_bytes;
+    return;
+  }
+  switch (w.part_code) {
+    case kTopicAuthorizationFailed:
+      deltas_.add(m.groups[w.group].produce_denied);
+      deltas_.add(m.denied);
+      break;
+    case kInvalidRequiredAcks:
+      deltas_.add(m.durability_denied);
+      break;
+    default:
+      deltas_.add(m.batch_too_large);
+      break;
+  }
+  if (log_enabled(EVM_LOG_DEBUG)) log(EVM_LOG_DEBUG, conn_tag() + w.part_message);
+  if (w.refused.empty() || w.refused.back().name != w.topic) w.refused.push_back({w.topic, {}});
+  w.refused.back().parts.push_back({w.part_index, w.part_code, std::move(w.part_message)});
+  w.part_message.clear();
 }
 
 void KafkaFilter::batch(const BatchHeader& h, uint64_t, uint64_t, bool, bool complete, bool crc_ok) {
   Walk& w = *cur_walk_;
+  if (w.decide && w.in_partition && w.part_code == 0 && cfg_->max_batch_bytes != 0 &&
+      h.total_size() > cfg_->max_batch_bytes) {
+    w.part_code = kMessageTooLarge;
+    w.part_message = "evmesh: record batch of " + std::to_string(h.total_size()) +
+                     " bytes exceeds max_batch_bytes " + std::to_string(cfg_->max_batch_bytes);
+  }
   if (!complete) return;
-  if (h.records_count > 0) w.records += static_cast<uint64_t>(h.records_count);
+  if (h.records_count > 0) (w.decide ? w.part_records : w.records) += static_cast<uint64_t>(h.records_count);
   if (w.produce && cfg_->verify_crc && !crc_ok) w.crc_error = true;
 }
 
-void KafkaFilter::topic_end(uint64_t /*end*/) { end_walk_topic(*cur_walk_); }
+void KafkaFilter::topic_end(uint64_t /*end*/) {
+  if (cur_walk_->decide) end_partition(*cur_walk_);
+  end_walk_topic(*cur_walk_);
+}
 
 void KafkaFilter::end_walk_topic(Walk& w) {
   const KafkaMetrics::Group& g = config_.m().groups[w.group];
@@ -480,8 +599,39 @@ void KafkaFilter::on_scheduled(uint64_t event_id) {
     return;
   }
   holding_ = false;
+  if (frame_hold_ && !own_capture_ && !c2s_.at_frame_boundary()) return;  // the frame's completion releases it
   held_ = 0;
   conn_.continue_reading();
+}
+
+std::string KafkaFilter::rewrite_produce(const RequestHeader& hdr, std::string_view payload,
+                                         const std::vector<Pending::Topic>& refused) {
+  const std::string_view body = payload.substr(hdr.size);
+  ProduceRequest req;
+  Error err;
+  if (!decode_produce_request(body, hdr.api_version, &req, &err, 4 + hdr.size)) {
+    fatal(true, "offset " + std::to_string(err.offset) + ": " + err.reason);
+    return {};
+  }
+  ProduceRequest kept = req;
+  kept.topics.clear();
+  size_t ri = 0;  // refused topics come in request order
+  for (const ProduceTopic& t : req.topics) {
+    const std::string_view name = t.name.null ? std::string_view() : t.name.v;
+    const Pending::Topic* r = nullptr;
+    if (ri < refused.size() && refused[ri].name == name) r = &refused[ri++];
+    ProduceTopic kt = t;
+    kt.partitions.clear();
+    for (const ProducePartition& p : t.partitions) {
+      bool drop = false;
+      if (r != nullptr) {
+        for (const Pending::Part& rp : r->parts) drop = drop || rp.index == p.index;
+      }
+      if (!drop) kt.partitions.push_back(p);
+    }
+    if (!kt.partitions.empty()) kept.topics.push_back(std::move(kt));
+  }
+  return frame_of(payload.substr(0, hdr.size), encode_produce_request(kept, hdr.api_version));
 }
 
 std::string KafkaFilter::process_produce(const RequestHeader& hdr, std::string_view payload, bool* expect) {

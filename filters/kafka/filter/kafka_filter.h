@@ -127,6 +127,17 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
     uint64_t records = 0, bytes = 0;  // of the current topic
     uint64_t quota_wait_ns = 0;
     bool crc_error = false;
+    // Produce under policies: verdicts per partition as the body passes.
+    bool decide = false;
+    std::string topic;            // current topic name
+    int16_t topic_code = 0;       // error for every partition of the topic (ACL, acks)
+    std::string topic_message;
+    bool in_partition = false;
+    int32_t part_index = 0;
+    int16_t part_code = 0;
+    std::string part_message;
+    uint64_t part_records = 0, part_bytes = 0;
+    std::vector<Pending::Topic> refused;  // partitions answered by the sidecar
   };
 
   // WalkSink
@@ -139,6 +150,11 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
              bool crc_ok) override;
 
   std::string process_produce(const RequestHeader& hdr, std::string_view payload, bool* expect_response);
+  // Produce under policies, walked: the frame is held in Envoy's buffer (or,
+  // past the hold limit, captured into cap_) until its verdicts are in.
+  void end_partition(Walk& w);
+  std::string rewrite_produce(const RequestHeader& hdr, std::string_view payload, const std::vector<Pending::Topic>& refused);
+  size_t hold_limit() const;
   std::string process_fetch_request(const RequestHeader& hdr, std::string_view payload);
   std::string process_response(const InFlight& req, uint32_t header_size, std::string_view payload);
   uint64_t take_quota(int rule, char dir, uint64_t records, uint64_t bytes);
@@ -185,6 +201,9 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   // of a read/write is undecided: its bytes are taken out and put back in
   // front of the next data (already parsed).
   bool c2s_head_seen_ = false, s2c_head_seen_ = false;
+  bool frame_hold_ = false;     // the c2s frame in progress must not leave before its verdict
+  bool own_capture_ = false;    // ... and its bytes so far are in cap_ (frame bytes with the size prefix)
+  std::string cap_;
   std::string c2s_carry_, s2c_carry_;  // stream offset of buffer position 0 during a feed
   bool fatal_ = false;
   bool closed_ = false;

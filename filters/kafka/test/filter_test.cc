@@ -282,6 +282,41 @@ TEST_P(ProduceAcl, DeniedTopicAnsweredAllowedTopicGoesThrough) {
 
 INSTANTIATE_TEST_SUITE_P(Steps, ProduceAcl, ::testing::Values(0, 1, 7, 64));
 
+// A Produce frame under policies is held in Envoy's buffer until its verdict
+// (zero copy when nothing is refused); past half the buffer limit its bytes
+// move into the filter instead, so reads never stop at the high watermark.
+class ProduceHold : public ::testing::TestWithParam<std::tuple<uint32_t, bool>> {};
+
+TEST_P(ProduceHold, HeldOrCapturedNeverLostOrReordered) {
+  const auto [limit, deny] = GetParam();
+  Harness h(cfg_with(R"("acl":{"produce":{"deny":["secret*"]}})"), 5);
+  fake_envoy().buffer_limit = limit;
+  const std::string batch = make_batch(sample_records(20), 0);
+  const std::string first = produce_frame(1, 9, -1, {{"ok", batch}});
+  const std::string second = produce_frame(2, 9, -1, {{"ok", batch}, {deny ? "secret" : "ok2", batch}});
+  const std::string wire = first + second;
+  size_t held_reads = 0;
+  for (size_t i = 0; i < wire.size(); i += 11) {
+    h.client_sends(std::string_view(wire).substr(i, 11));
+    if (h.statuses.back() == EVM_NET_STOP_ITERATION) ++held_reads;
+    // Never more than the hold limit sits in Envoy's read buffer.
+    if (limit != 0) EXPECT_LE(fake_envoy().read_buf.size(), limit / 2 + 11);
+  }
+  EXPECT_GT(held_reads, 0u);
+  auto up = split_frames(h.upstream);
+  ASSERT_EQ(up.size(), 2u);
+  EXPECT_EQ(up[0], first.substr(4));
+  ProduceRequest got = decode_upstream_produce(up[1], 9);
+  ASSERT_EQ(got.topics.size(), deny ? 1u : 2u);
+  if (!deny) EXPECT_EQ(up[1], second.substr(4));
+  EXPECT_EQ(h.metric("topic.other.produced_records"), deny ? 40 : 60);
+  EXPECT_EQ(h.metric("denied"), deny ? 1 : 0);
+  EXPECT_FALSE(fake_envoy().closed);
+}
+
+INSTANTIATE_TEST_SUITE_P(Limits, ProduceHold,
+                         ::testing::Combine(::testing::Values(0u, 256u, 100000u), ::testing::Bool()));
+
 TEST(KafkaFilter, AllTopicsDeniedStillAnsweredInOrder) {
   Harness h(cfg_with(R"("acl":{"produce":{"allow":["ok"]}})"));
   const std::string batch = make_batch(sample_records(1), 0);
