@@ -18,8 +18,18 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafkautil import (TANSU_GROUP, consume, create_topic, partition_leaders, produce, produce_request_v3, read_frame,
-                       sidecar_spec, stat_delta, wait_stat)
+from kafkautil import (
+    TANSU_GROUP,
+    consume,
+    create_topic,
+    partition_leaders,
+    produce,
+    produce_request_v3,
+    read_frame,
+    sidecar_spec,
+    stat_delta,
+    wait_stat,
+)
 
 from evmesh.runtime.kafka import KafkaCluster, Tansu
 from evmesh.testing import MeshHandle
