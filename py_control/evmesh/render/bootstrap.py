@@ -186,11 +186,20 @@ def _envoy_listener(name: str, bind: str, port: int, lst: Listener, config: dict
         "name": "envoy.filters.network.tcp_proxy",
         "typed_config": {"@type": TCP_PROXY, "stat_prefix": name, "cluster": cluster},
     }
-    return {
+    out: dict[str, Any] = {
         "name": name,
         "address": _socket_address(bind, port),
         "filter_chains": [{"filters": [evmesh_filter, tcp_proxy]}],
     }
+    if lst.protocol == "kafka":
+        # The filter holds a Produce request in Envoy's buffer until its verdict
+        # (zero copy) while it fits half this limit; Envoy's default (1 MiB)
+        # would send a client's usual 1 MiB requests down the copying path.
+        out["per_connection_buffer_limit_bytes"] = KAFKA_BUFFER_LIMIT
+    return out
+
+
+KAFKA_BUFFER_LIMIT = 4 << 20
 
 
 def _cluster(name: str, address: Address) -> dict[str, Any]:
