@@ -1047,3 +1047,31 @@ def test_tansu_consume_acl_and_kafka_python_round_trip(envoy_for_spec, tansu_bro
     after = mesh.stats()
     assert stat_delta(after, before, P + "topic.other.fetch_denied") >= 1
     assert stat_delta(after, before, P + "c2s.protocol_errors") == stat_delta(after, before, P + "s2c.protocol_errors") == 0
+
+
+def test_a_denied_topic_in_a_transaction_makes_it_abortable_and_the_next_one_commits(sidecar, unique_name, kafka_cluster):
+    from confluent_kafka import KafkaException
+
+    allowed, denied = unique_name("open"), unique_name("secret")
+    for t in (allowed, denied):
+        single_leader_topic(kafka_cluster, t)
+    mesh = sidecar(acl={"produce": {"deny": [denied]}})
+    bootstrap = mesh.bootstrap(L)
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": unique_name("tx"), "linger.ms": 5})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(allowed, value=b"t1-ok")
+    producer.produce(denied, value=b"t1-no")
+    with pytest.raises(KafkaException) as info:
+        producer.commit_transaction(30)
+    err = info.value.args[0]
+    del info  # its traceback holds this frame (and the producer) in a cycle
+    assert err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and err.txn_requires_abort() and not err.fatal()
+    producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce(allowed, value=b"t2-ok")
+    producer.commit_transaction(30)
+    got = consume(bootstrap, [allowed], 1, unique_name("g"), idle=1.0, **{"isolation.level": "read_committed"})
+    assert [v for *_, v, _h in got] == [b"t2-ok"]
+    # the denied partition holds only the abort marker (it was added to the transaction), no record
+    assert consume(kafka_cluster.bootstrap, [denied], 1, unique_name("g"), timeout=3) == []
