@@ -289,7 +289,7 @@ def start_bench(work_dir: Path, envoy_cpu: int | None, wrapper: tuple[str, ...] 
         modules.mkdir(exist_ok=True)
         shutil.copy2(envoy_module_path(), modules / envoy_module_path().name)
         envoy = BenchEnvoy(path, admin_port, [ev_port, ev_node, tp_port, tp_node], work_dir / "envoy.log",
-                           modules_dir=modules, cpu=envoy_cpu, wrapper=wrapper, log_level="warn")
+                           modules_dir=modules, cpu=envoy_cpu, wrapper=wrapper, log_level=os.environ.get("EVMESH_BENCH_ENVOY_LOG", "warn"))
         envoy.wait_ready(timeout=300 if wrapper else 30)
     except BaseException:
         if envoy is not None:

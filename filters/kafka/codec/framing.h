@@ -254,6 +254,13 @@ class CorrelationMap {
     }
     return false;
   }
+  // The waiting request with this correlation id, or nullptr (nothing removed).
+  const InFlight* peek(int32_t correlation_id) const {
+    for (const InFlight& r : q_) {
+      if (r.correlation_id == correlation_id) return &r;
+    }
+    return nullptr;
+  }
   size_t size() const { return q_.size(); }
   // Requests still waiting that expect a response.
   size_t awaiting() const {

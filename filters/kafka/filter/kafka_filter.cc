@@ -164,6 +164,22 @@ size_t KafkaFilter::group_of(std::string_view topic) {
 // nothing was changed.
 bool KafkaFilter::apply_edits(bool read_side, uint64_t base, size_t total, std::vector<Edit>& edits) {
   if (edits.empty()) return false;
+  if (edits.size() == 1 && edits[0].begin <= base) {
+    // Only the front changes (a captured frame completing at the start, or a
+    // dropped tail of one): drain it and prepend the replacement; the rest of
+    // the buffer is not copied.
+    const Edit& e = edits[0];
+    const size_t n = e.end > base ? static_cast<size_t>(std::min<uint64_t>(e.end - base, total)) : 0;
+    if (read_side) {
+      conn_.drain_read(n);
+      conn_.prepend_read(e.insert);
+    } else {
+      conn_.drain_write(n);
+      conn_.prepend_write(e.insert);
+    }
+    edits.clear();
+    return true;
+  }
   std::string out;
   out.reserve(total);
   size_t pos = 0;
@@ -231,6 +247,7 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
     conn_.close(EVM_CLOSE_NO_FLUSH);
     return EVM_NET_STOP_ITERATION;
   }
+  bool head_held = false;
   if (!c2s_.at_frame_boundary()) {
     const uint64_t fs = std::max<uint64_t>(c2s_.frame_start(), base);
     if (c2s_head_seen_ && frame_hold_ && !own_capture_ && !end_stream && total > hold_limit()) {
@@ -238,6 +255,10 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
       // so far move into cap_ (and the rest as it comes), so that Envoy's read
       // buffer never reaches its high watermark while we wait.
       own_capture_ = true;
+      if (log_enabled(EVM_LOG_DEBUG)) {
+        log(EVM_LOG_DEBUG, conn_tag() + "Produce frame of " + std::string("in progress") + " outgrew the hold limit " +
+                               std::to_string(hold_limit()) + " (buffer " + std::to_string(total) + "): copying it");
+      }
       cap_.clear();
       chunks_.copy_range(static_cast<size_t>(c2s_.frame_start() - base), total, &cap_);
       c2s_edits_.push_back({c2s_.frame_start(), base + total, std::string()});
@@ -248,9 +269,15 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
       // (the splitter holds them) and come back whole where the frame ends.
       c2s_edits_.push_back({fs, base + total, std::string()});
     } else if (!c2s_head_seen_ && !hold && !end_stream) {
-      // Undecided (head incomplete): carried to the next read.
-      chunks_.copy_range(static_cast<size_t>(fs - base), total, &c2s_carry_);
-      c2s_edits_.push_back({fs, base + total, std::string()});
+      // Undecided (head incomplete): held in place while the buffer is small
+      // (the head's last bytes are one read away), else carried to the next
+      // read (dropping a tail means rebuilding everything before it).
+      if (c2s_edits_.empty() && total <= hold_limit()) {  // (a rebuild anyway: carry for free)
+        head_held = true;
+      } else {
+        chunks_.copy_range(static_cast<size_t>(fs - base), total, &c2s_carry_);
+        c2s_edits_.push_back({fs, base + total, std::string()});
+      }
     }
   }
   size_t kept = total;
@@ -259,7 +286,8 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
     kept = chunks_.total();
   }
   int status = EVM_NET_CONTINUE;
-  const bool frame_held = !end_stream && frame_hold_ && !own_capture_ && !c2s_.at_frame_boundary();
+  const bool frame_held =
+      head_held || (!end_stream && frame_hold_ && !own_capture_ && !c2s_.at_frame_boundary());
   if (frame_held && !hold) {
     // Hold in place (zero copy) until the frame's verdict is in.
     held_ = kept;
@@ -359,7 +387,7 @@ size_t KafkaFilter::hold_limit() const {
   // Below Envoy's high watermark (the buffer limit), so reads never stop
   // while a frame is held; 1 MiB when the connection has no limit.
   const uint32_t limit = conn_.buffer_limit();
-  return limit == 0 ? (1u << 20) : limit / 2;
+  return limit == 0 ? (1u << 20) : limit / 4 * 3;
 }
 
 void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
@@ -804,7 +832,9 @@ int KafkaFilter::on_write(size_t /*length*/, bool end_stream) {
     const uint64_t fs = std::max<uint64_t>(s2c_.frame_start(), base);
     if (s2c_head_seen_ && s2c_capture_) {
       s2c_edits_.push_back({fs, base + total, std::string()});
-    } else if (!s2c_head_seen_ && !end_stream) {
+    } else if (!s2c_head_seen_ && !end_stream && s2c_may_capture(fs, base, total)) {
+      // The response's head is incomplete and it may have to be rewritten:
+      // carried to the next write (the write side cannot hold data).
       chunks_.copy_range(static_cast<size_t>(fs - base), total, &s2c_carry_);
       s2c_edits_.push_back({fs, base + total, std::string()});
     }
@@ -812,6 +842,25 @@ int KafkaFilter::on_write(size_t /*length*/, bool end_stream) {
   apply_edits(false, base, total, s2c_edits_);
   flush_counters();
   return EVM_NET_CONTINUE;
+}
+
+// From the first 8 bytes of a response (size + correlation id): whether it
+// answers a request whose response the filter may rewrite. Fewer bytes: yes.
+bool KafkaFilter::s2c_may_capture(uint64_t fs, uint64_t base, size_t total) const {
+  if (base + total - fs < 8) return true;
+  std::string id;
+  chunks_.copy_range(static_cast<size_t>(fs - base) + 4, static_cast<size_t>(fs - base) + 8, &id);
+  const int32_t corr = static_cast<int32_t>(load_be32(id.data()));
+  const InFlight* r = inflight_.peek(corr);
+  if (r == nullptr) return false;  // passes untouched whatever it is
+  return needs_capture(*r);
+}
+
+bool KafkaFilter::needs_capture(const InFlight& r) const {
+  const int16_t key = r.api_key;
+  return key == api::kApiVersions || key == api::kMetadata || key == api::kFindCoordinator ||
+         key == api::kDescribeCluster || pending_.count(r.correlation_id) != 0 ||
+         (key == api::kFetch && fetch_throttle_owed_ms_ > 0);
 }
 
 bool KafkaFilter::s2c_head(const FrameHead& h) {
@@ -846,10 +895,13 @@ bool KafkaFilter::s2c_head(const FrameHead& h) {
   }
   resp_header_size_ = st == Status::kOk ? rh.size : 0;  // 0: decode with the whole payload
   const int16_t key = resp_req_.api_key;
-  const bool has_pending = pending_.count(corr) != 0;
-  s2c_capture_ = st == Status::kNeedMore || key == api::kApiVersions || key == api::kMetadata ||
-                 key == api::kFindCoordinator || key == api::kDescribeCluster || has_pending ||
-                 (key == api::kFetch && fetch_throttle_owed_ms_ > 0);
+  s2c_capture_ = st == Status::kNeedMore || needs_capture(resp_req_);
+  if (s2c_capture_ && h.start < cur_base_) {
+    // Its first bytes already left (s2c_may_capture said no): cannot happen
+    // unless the decision changed in between; never pass it half-rewritten.
+    fatal(false, "internal error: a response to rewrite was partly forwarded", false);
+    return false;
+  }
   if (!s2c_capture_ && key == api::kFetch) {
     Walk& w = walks_[1];
     w.active = true;

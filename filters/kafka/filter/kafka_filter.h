@@ -109,6 +109,8 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   void c2s_bytes(const FrameHead& h, uint64_t at, std::string_view piece);
   void c2s_frame(const FrameHead& h, std::string_view payload);
   bool s2c_head(const FrameHead& h);
+  bool s2c_may_capture(uint64_t frame_start, uint64_t base, size_t total) const;
+  bool needs_capture(const InFlight& r) const;
   void s2c_bytes(const FrameHead& h, uint64_t at, std::string_view piece);
   void s2c_frame(const FrameHead& h, std::string_view payload);
 
