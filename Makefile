@@ -6,7 +6,7 @@ BAZEL ?= bazel
 MODULES := build/modules
 ENVOY_BIN = $(shell $(PY) -c 'import evmesh.locate as l; print(l.envoy_binary())' 2>/dev/null)
 
-.PHONY: help setup setup-apt setup-venv setup-kafka build test test-cc test-py run bench bench-kafka fuzz clean
+.PHONY: help setup setup-apt setup-venv setup-kafka build test test-cc test-py run bench bench-kafka bench-policy fuzz clean
 
 help:
 	@echo "make setup   - apt packages + Python venv + Apache Kafka jars (idempotent)"
@@ -53,6 +53,9 @@ bench: setup build
 
 bench-xds: setup build
 	@$(PY) tests/perf/bench_xds.py
+
+bench-policy: setup build
+	@$(PY) tests/perf/bench_policy.py --write-docs
 
 FUZZ_SECONDS ?= 60
 fuzz:
