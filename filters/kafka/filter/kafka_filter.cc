@@ -100,7 +100,7 @@ KafkaFilter::KafkaFilter(const KafkaFilterConfig& config, evm_filter_envoy_ptr f
       deltas_(config.table()),
       c2s_(FrameLimits{config.cfg().max_frame, 512}),
       s2c_(FrameLimits{kMaxResponse, 512}),
-      inflight_(1024) {
+      inflight_(kMaxInFlight) {
   pol_ = config_.pol().get(&pol_gen_);
   cfg_ = pol_.get();
   walks_[0].produce = true;
@@ -220,9 +220,6 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
     conn_.drain_read(chunks_.total());
     return EVM_NET_STOP_ITERATION;
   }
-  // Quota debt from earlier requests holds this read (the requests that
-  // caused it went on; Kafka too answers them and then mutes the channel).
-  const bool hold = !end_stream && throttle_until_ > KafkaFilterConfig::now_ns();
   if (!c2s_carry_.empty()) {
     conn_.prepend_read(c2s_carry_);
     held_ = c2s_carry_.size();
@@ -235,9 +232,16 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
   c2s_edits_.clear();
   C2SSink sink{this};
   cur_base_ = base;
+  cur_fed_start_ = fed_start;
   const bool ok = chunks_.for_each_from(held_, [&](std::string_view piece) {
     return c2s_.feed(piece, sink) && !fatal_;
   });
+  // Held: quota debt (from earlier requests or from this read's: the whole
+  // read waits, as Kafka mutes a throttled channel), or too many requests
+  // awaiting answers (Kafka reads one request at a time). Reads stop at the
+  // buffer limit; the timer / the answers release the buffer.
+  if (inflight_.size() >= kInFlightHigh) inflight_hold_ = true;
+  const bool hold = !end_stream && (throttle_until_ > KafkaFilterConfig::now_ns() || inflight_hold_);
   deltas_.add(config_.m().c2s_bytes, c2s_.offset() - fed_start);
   if (!ok && !fatal_) fatal(true, c2s_.error());
   if (fatal_) {
@@ -262,12 +266,14 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
       cap_.clear();
       chunks_.copy_range(static_cast<size_t>(c2s_.frame_start() - base), total, &cap_);
       c2s_edits_.push_back({c2s_.frame_start(), base + total, std::string()});
-    } else if (c2s_head_seen_ && own_capture_) {
-      c2s_edits_.push_back({fs, base + total, std::string()});
-    } else if (c2s_head_seen_ && c2s_capture_) {
+      cap_from_ = base + total;
+    } else if (c2s_head_seen_ && (own_capture_ || c2s_capture_)) {
       // A captured frame still in progress: its bytes so far leave the buffer
-      // (the splitter holds them) and come back whole where the frame ends.
-      c2s_edits_.push_back({fs, base + total, std::string()});
+      // (cap_ or the splitter holds them) and come back whole where the frame
+      // ends. Only the bytes fed in this read are in the buffer: earlier ones
+      // left with earlier reads (a held region in front is not this frame's).
+      c2s_edits_.push_back({cap_from_, base + total, std::string()});
+      cap_from_ = base + total;
     } else if (!c2s_head_seen_ && !hold && !end_stream) {
       // Undecided (head incomplete): held in place while the buffer is small
       // (the head's last bytes are one read away), else carried to the next
@@ -293,12 +299,10 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
     held_ = kept;
     status = EVM_NET_STOP_ITERATION;
   } else if (hold) {
-    // Quota debt: hold the client's requests (as Kafka mutes a throttled
-    // channel); the timer hands them on. Reads stop at the buffer limit.
     held_ = kept;
     holding_ = true;
     const uint64_t now = KafkaFilterConfig::now_ns();
-    arm_timer(throttle_until_ > now ? throttle_until_ - now : 1);
+    if (throttle_until_ > now) arm_timer(throttle_until_ - now);
     status = EVM_NET_STOP_ITERATION;
   } else {
     held_ = 0;
@@ -322,6 +326,10 @@ bool KafkaFilter::c2s_head(const FrameHead& h) {
     fatal(true, "offset " + std::to_string(h.start + 4 + err.offset) + ": " + err.reason);
     return false;
   }
+  // A frame whose head is seen in this read has all its bytes in the buffer
+  // (a held region in front ends with them); a captured frame's first bytes
+  // to remove from the buffer start here.
+  cap_from_ = std::max<uint64_t>(h.start, cur_base_);
   if (st == Status::kNeedMore) {  // a client id longer than the prefix: decide on the whole frame
     req_header_ok_ = false;
     c2s_capture_ = true;
@@ -420,7 +428,7 @@ void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
       out = frame_of(payload.substr(0, 0), payload);
     }
     if (fatal_) return;
-    c2s_edits_.push_back({std::max<uint64_t>(h.start, cur_base_), h.end(), std::move(out)});
+    c2s_edits_.push_back({cap_from_, h.end(), std::move(out)});
   } else if (w.active) {
     w.active = false;
     const bool held = frame_hold_, captured = own_capture_;
@@ -450,12 +458,12 @@ void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
       }
       std::string out = rewrite_produce(req_, std::string_view(frame).substr(4), w.refused);
       if (fatal_) return;
-      c2s_edits_.push_back({std::max<uint64_t>(h.start, cur_base_), h.end(), std::move(out)});
+      c2s_edits_.push_back({captured ? cap_from_ : std::max<uint64_t>(h.start, cur_base_), h.end(), std::move(out)});
       Pending& p = pending_[req_.correlation_id];
       p.produce_errors = std::move(w.refused);
       w.refused.clear();
     } else if (captured) {
-      c2s_edits_.push_back({std::max<uint64_t>(h.start, cur_base_), h.end(), std::move(cap_)});
+      c2s_edits_.push_back({cap_from_, h.end(), std::move(cap_)});
     }
     cap_.clear();
     if (w.quota_wait_ns > 0) {
@@ -466,10 +474,14 @@ void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
   const size_t ai = (req_.api_key >= 0 && req_.api_key < api_key_limit()) ? static_cast<size_t>(req_.api_key)
                                                                           : m.apis.size() - 1;
   deltas_.add(m.apis[ai].requests);
-  if (!inflight_.add({req_.correlation_id, req_.api_key, req_.api_version, KafkaFilterConfig::now_ns() / 1000,
-                      expect})) {
-    fatal(true, "offset " + std::to_string(h.start) + ": more than 1024 requests in flight");
+  // Requests Kafka does not answer (acks=0) are not remembered: a response to
+  // an unknown correlation id passes untouched (Tansu answers them).
+  if (expect && !inflight_.add({req_.correlation_id, req_.api_key, req_.api_version,
+                                KafkaFilterConfig::now_ns() / 1000, expect})) {
+    fatal(true, "offset " + std::to_string(h.start) + ": more than " + std::to_string(kMaxInFlight) +
+                    " requests in flight");
   }
+
 }
 
 // WalkSink: Produce request bodies (c2s) and Fetch response bodies (s2c).
@@ -626,8 +638,35 @@ void KafkaFilter::on_scheduled(uint64_t event_id) {
     arm_timer(throttle_until_ - now);
     return;
   }
+  if (inflight_hold_) return;  // the answers release it
+  release_held();
+}
+
+// Hands a held read buffer on. An undecided frame at its end stays: a frame
+// head not yet complete is carried to the next read, a Produce frame awaiting
+// its verdict moves into cap_ (reads may be stopped at the buffer limit by
+// now, so waiting for "the next read" could wait for ever).
+void KafkaFilter::release_held() {
+  if (closed_ || !holding_) return;
   holding_ = false;
-  if (frame_hold_ && !own_capture_ && !c2s_.at_frame_boundary()) return;  // the frame's completion releases it
+  if (!c2s_.at_frame_boundary() && (!c2s_head_seen_ || (frame_hold_ && !own_capture_))) {
+    conn_.read_chunks(chunks_.views());
+    const size_t total = chunks_.total();
+    const uint64_t in_frame = c2s_.offset() - c2s_.frame_start();
+    const size_t fs = in_frame <= total ? total - static_cast<size_t>(in_frame) : 0;
+    std::string tail, prefix;
+    chunks_.copy_range(fs, total, &tail);
+    chunks_.copy_range(0, fs, &prefix);
+    if (!c2s_head_seen_) {
+      c2s_carry_ = std::move(tail);
+    } else {
+      own_capture_ = true;
+      cap_ = std::move(tail);
+      cap_from_ = c2s_.offset();  // none of its bytes is in the buffer any more
+    }
+    conn_.drain_read(total);
+    conn_.append_read(prefix);
+  }
   held_ = 0;
   conn_.continue_reading();
 }
@@ -841,6 +880,10 @@ int KafkaFilter::on_write(size_t /*length*/, bool end_stream) {
   }
   apply_edits(false, base, total, s2c_edits_);
   flush_counters();
+  if (inflight_hold_ && inflight_.size() < kInFlightLow) {
+    inflight_hold_ = false;
+    if (throttle_until_ <= KafkaFilterConfig::now_ns()) release_held();
+  }
   return EVM_NET_CONTINUE;
 }
 

@@ -206,6 +206,7 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   bool frame_hold_ = false;     // the c2s frame in progress must not leave before its verdict
   bool own_capture_ = false;    // ... and its bytes so far are in cap_ (frame bytes with the size prefix)
   std::string cap_;
+  uint64_t cap_from_ = 0;       // stream offset from which the captured frame's bytes are still in the buffer
   std::string c2s_carry_, s2c_carry_;  // stream offset of buffer position 0 during a feed
   bool fatal_ = false;
   bool closed_ = false;
@@ -227,6 +228,13 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   size_t last_group_ = 0;
 
   static constexpr uint64_t kEventThrottle = 1;
+  // Requests awaiting a response: past kInFlightHigh the client's reads are
+  // held (Kafka too reads one request at a time), released below kInFlightLow.
+  static constexpr size_t kMaxInFlight = 1u << 20;
+  static constexpr size_t kInFlightHigh = 4096, kInFlightLow = 2048;
+  bool inflight_hold_ = false;
+  uint64_t cur_fed_start_ = 0;         // stream offset of the first byte fed in this read
+  void release_held();
 };
 
 }  // namespace evmesh::kafka

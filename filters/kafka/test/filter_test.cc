@@ -404,21 +404,66 @@ TEST(KafkaFilter, FetchDeniedTopicAnsweredInsideTheResponse) {
   EXPECT_EQ(h.metric("topic.other.fetch_denied"), 1);
 }
 
-TEST(KafkaFilter, ProduceQuotaReportsThrottleAndHoldsReads) {
-  Harness h(cfg_with(R"("quotas":[{"topic":"ok","records_per_second":10}])"));
-  const std::string batch = make_batch(sample_records(30), 0);  // 20 over the one-second burst
-  h.client_sends(produce_frame(1, 9, -1, {{"ok", batch}}));
-  EXPECT_EQ(split_frames(h.upstream).size(), 1u);  // the request itself goes on
-  h.client_sends(produce_frame(2, 9, -1, {{"ok", make_batch(sample_records(1), 0)}}));
-  EXPECT_EQ(h.statuses.back(), EVM_NET_STOP_ITERATION);  // the next one is held
-  EXPECT_EQ(split_frames(h.upstream).size(), 1u);
-  EXPECT_EQ(h.metric("throttled"), 1);
-  h.server_sends(produce_response_frame(1, 9, {"ok"}));
-  std::string s;
-  ProduceResponse r = decode_client_produce(split_frames(h.client)[0], 9, &s);
-  EXPECT_GE(r.throttle_time_ms, 1900);
-  EXPECT_LE(r.throttle_time_ms, 2100);
-  EXPECT_GE(fake_envoy().schedulers, 1);
+// A request that puts the client's quota into debt is held with everything
+// after it (Kafka mutes a throttled channel) until the debt is repaid; its
+// response reports throttle_time_ms. Pipelined requests wait too, in order.
+TEST(KafkaFilter, ProduceQuotaHoldsReadsAndReportsThrottle) {
+  for (const bool policy : {false, true}) {
+    SCOPED_TRACE(policy ? "with a produce ACL" : "streamed");
+    Harness h(cfg_with(std::string(R"("quotas":[{"topic":"ok","records_per_second":10}])") +
+                       (policy ? R"(,"acl":{"produce":{"deny":["x"]}})" : "")));
+    const std::string batch = make_batch(sample_records(13), 0);  // 3 over the one-second burst: 0.3 s
+    const std::string wire = produce_frame(1, 9, -1, {{"ok", batch}}) + produce_frame(2, 9, -1, {{"ok", batch}});
+    const auto t0 = std::chrono::steady_clock::now();
+    h.client_sends(wire);
+    EXPECT_EQ(h.statuses.back(), EVM_NET_STOP_ITERATION);
+    EXPECT_TRUE(h.upstream.empty());
+    EXPECT_EQ(h.metric("throttled"), 1);
+    // The timer fires once the debt (16 records over at 10/s) is repaid.
+    for (int i = 0; i < 400 && fake_envoy().committed_count() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_GE(fake_envoy().committed_count(), 1u);
+    while (fake_envoy().continue_reading == 0 &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+      const size_t n = fake_envoy().committed_count();
+      h.f->on_scheduled(1);
+      for (int i = 0; i < 400 && fake_envoy().continue_reading == 0 && fake_envoy().committed_count() == n; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    ASSERT_EQ(fake_envoy().continue_reading, 1);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1400));
+    h.upstream += fake_envoy().read_buf;
+    fake_envoy().read_buf.clear();
+    EXPECT_EQ(h.upstream, wire);  // both, in order, unchanged
+    h.server_sends(produce_response_frame(1, 9, {"ok"}));
+    std::string s;
+    ProduceResponse r = decode_client_produce(split_frames(h.client)[0], 9, &s);
+    EXPECT_GE(r.throttle_time_ms, 250);
+    EXPECT_LE(r.throttle_time_ms, 1700);
+    EXPECT_EQ(fake_envoy().schedulers, 1);
+  }
+}
+
+// More than kInFlightHigh requests awaiting answers hold the client's reads
+// (Kafka reads one request at a time); answers release them. Nothing is closed.
+TEST(KafkaFilter, ManyRequestsInFlightAreHeldNotClosed) {
+  Harness h(cfg_with(""));
+  const std::string batch = make_batch(sample_records(1), 0);
+  std::string wire;
+  for (int i = 0; i < 5000; ++i) wire += produce_frame(i, 9, 1, {{"ok", batch}});
+  h.client_sends(wire);
+  EXPECT_FALSE(fake_envoy().closed);
+  EXPECT_EQ(h.statuses.back(), EVM_NET_STOP_ITERATION);
+  std::string answers;
+  for (int i = 0; i < 3000; ++i) answers += produce_response_frame(i, 9, {"ok"});
+  h.server_sends(answers);
+  EXPECT_EQ(fake_envoy().continue_reading, 1);
+  h.upstream += fake_envoy().read_buf;
+  fake_envoy().read_buf.clear();
+  EXPECT_EQ(h.upstream, wire);
+  EXPECT_EQ(h.metric("c2s.protocol_errors"), 0);
 }
 
 TEST(KafkaFilter, StreamingProduceCountsWithoutCopy) {

@@ -186,8 +186,12 @@ def metadata_brokers(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -
 
 
 def _cluster_id() -> str:
-    """A Kafka Uuid in its text form: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka Uuid in its text form: 16 random bytes, URL-safe base64 without padding. Like Kafka's
+    Uuid.randomUuid(), never one starting with "-" (the storage tool would take it for an option)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _write_properties(path: Path, props: dict[str, object]) -> None:
