@@ -325,7 +325,7 @@ class KafkaCluster:
         for d in dirs:
             log = open(d / "format.log", "wb")  # noqa: SIM115 - closed below
             argv = [java_binary(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", f"{self.lib}/*",
-                    "kafka.tools.StorageTool", "format", "-t", self.cluster_id, "-c", str(d / "server.properties")]
+                    "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}", "-c", str(d / "server.properties")]
             procs.append((d, log, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                                    env=_jvm_env(d))))
         failed = []
