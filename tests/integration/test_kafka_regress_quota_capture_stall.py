@@ -14,7 +14,7 @@ hold bug of repro_kafka_quota_pipelined.py). Kept as a regression check for the 
                           connection then hangs (no answer for 2 ever; librdkafka times out and retries).
   25 x 200 KB at 2 MB/s: answers 0..18, then the connection is closed from the broker side (no evmesh log
                           line, no protocol error counted); only 18 records stored.
-Cause (fixed in e8ad-era kafka_filter.cc, "a captured frame's bytes are located from where they still are"): KafkaFilter::on_read computes base = fed_start - held_, i.e. assumes the held bytes
+Cause (fixed in kafka_filter.cc: captured bytes are now located from where they still are in the buffer): KafkaFilter::on_read computes base = fed_start - held_, i.e. assumes the held bytes
 at the front are immediately followed, in stream offsets, by the bytes fed now. While a read is held and a
 captured frame is in progress, that frame's first part has been taken out of the buffer, so the Edit
 ranges computed from `base` can point into the held bytes (cutting or replacing a frame already there).
