@@ -14,6 +14,7 @@ from ..locate import check_library_path
 
 EXPECTED_ABI = "v0.2.0"
 _ERR_LEN = 1024
+_MAX_VERDICTS = 16384
 _CDEF = """
 int evmesh_check_filter_config(const char* filter_name, const char* json, size_t json_len,
                                char* err, size_t err_len);
@@ -28,6 +29,7 @@ class NativeChecker:
         self.path = path
         self._ffi = FFI()
         self._ffi.cdef(_CDEF)
+        self._verdicts: dict[tuple[str, bytes], str | None] = {}
         try:
             self._lib = self._ffi.dlopen(str(path))
         except OSError as exc:
@@ -40,13 +42,22 @@ class NativeChecker:
         return self._ffi.string(self._lib.evmesh_check_abi_version()).decode()
 
     def check(self, filter_name: str, config: dict[str, Any]) -> str | None:
-        """None if the filter accepts `config`, else its "<field path>: <problem>" message."""
-        data = json.dumps(config, separators=(",", ":")).encode()
+        """None if the filter accepts `config`, else its "<field path>: <problem>" message.
+
+        Verdicts are remembered per (filter, JSON) — the parser is pure — so that `xds serve`, which
+        re-checks every listener on every spec edit, pays only for the listeners that changed."""
+        data = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        key = (filter_name, data)
+        if key in self._verdicts:
+            return self._verdicts[key]
         err = self._ffi.new("char[]", _ERR_LEN)
         rc = self._lib.evmesh_check_filter_config(filter_name.encode(), data, len(data), err, _ERR_LEN)
-        if rc == 0:
-            return None
-        return self._ffi.string(err).decode(errors="replace") or f"rejected (code {rc}, no message)"
+        verdict = None if rc == 0 else (self._ffi.string(err).decode(errors="replace") or
+                                        f"rejected (code {rc}, no message)")
+        if len(self._verdicts) >= _MAX_VERDICTS:
+            self._verdicts.clear()
+        self._verdicts[key] = verdict
+        return verdict
 
 
 @cache
