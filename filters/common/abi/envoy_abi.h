@@ -115,6 +115,10 @@ int envoy_dynamic_module_callback_network_filter_record_histogram_value(evm_filt
 // Backpressure: hand a held read buffer on to the filters after this one
 // (Envoy's ReadFilterCallbacks::continueReading).
 void envoy_dynamic_module_callback_network_filter_continue_reading(evm_filter_envoy_ptr f);
+// Hands `data` (copied by Envoy) to the filters after this one, as if read
+// now: forwards a decided prefix while the read buffer holds the rest.
+void envoy_dynamic_module_callback_network_filter_inject_read_data(evm_filter_envoy_ptr f, module_buffer data,
+                                                                    bool end_stream);
 // The connection's buffer limit (per_connection_buffer_limit_bytes); 0 = none.
 // The read buffer's high watermark is this limit: a filter that holds more
 // than it with StopIteration stalls the connection.
@@ -158,6 +162,7 @@ void envoy_dynamic_module_callback_network_filter_scheduler_delete(evm_scheduler
   X(network_filter_decrement_gauge)                    \
   X(network_filter_record_histogram_value)            \
   X(network_filter_continue_reading)                   \
+  X(network_filter_inject_read_data)                   \
   X(network_filter_get_buffer_limit)                   \
   X(network_filter_scheduler_new)                      \
   X(network_filter_scheduler_commit)                   \

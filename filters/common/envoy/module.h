@@ -66,6 +66,12 @@ class Connection {
   }
   void close(int how) const { envoy_dynamic_module_callback_network_filter_close(raw_, how); }
   uint64_t id() const { return envoy_dynamic_module_callback_network_filter_get_connection_id(raw_); }
+  // Hands bytes to the filters after this one (Envoy copies them).
+  void inject_read(std::string_view d) const {
+    if (!d.empty()) {
+      envoy_dynamic_module_callback_network_filter_inject_read_data(raw_, module_buffer{d.data(), d.size()}, false);
+    }
+  }
   // Passes a read buffer held by StopIteration on to the next filters.
   void continue_reading() const { envoy_dynamic_module_callback_network_filter_continue_reading(raw_); }
   evm_filter_envoy_ptr raw() const { return raw_; }

@@ -115,6 +115,9 @@ int envoy_dynamic_module_callback_network_filter_record_histogram_value(evm_filt
 uint32_t envoy_dynamic_module_callback_network_filter_get_buffer_limit(evm_filter_envoy_ptr) {
   return fake_envoy().buffer_limit;
 }
+void envoy_dynamic_module_callback_network_filter_inject_read_data(evm_filter_envoy_ptr, module_buffer d, bool) {
+  fake_envoy().injected.append(d.ptr, d.length);
+}
 void envoy_dynamic_module_callback_network_filter_continue_reading(evm_filter_envoy_ptr) {
   ++fake_envoy().continue_reading;
 }

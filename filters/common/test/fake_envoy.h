@@ -14,6 +14,7 @@ namespace evmesh::testing {
 struct FakeEnvoy {
   std::string read_buf, write_buf;
   std::string to_client;  // network_filter_write
+  std::string injected;   // network_filter_inject_read_data: handed to the next filter (upstream)
   size_t chunk = 0;       // 0: one chunk
   uint32_t buffer_limit = 0;
   bool closed = false;
@@ -38,6 +39,7 @@ struct FakeEnvoy {
     read_buf.clear();
     write_buf.clear();
     to_client.clear();
+    injected.clear();
     chunk = 0;
     buffer_limit = 0;
     closed = false;

@@ -232,6 +232,7 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   // held (Kafka too reads one request at a time), released below kInFlightLow.
   static constexpr size_t kMaxInFlight = 1u << 20;
   static constexpr size_t kInFlightHigh = 4096, kInFlightLow = 2048;
+  static constexpr size_t kInjectAbove = 256u << 10;  // held bytes before decided frames are handed on
   bool inflight_hold_ = false;
   uint64_t cur_fed_start_ = 0;         // stream offset of the first byte fed in this read
   void release_held();

@@ -50,6 +50,8 @@ struct Harness {
     fe.read_buf.append(d.data(), d.size());
     const int st = f->on_read(fe.read_buf.size(), false);
     statuses.push_back(st);
+    upstream += fe.injected;  // handed on during on_read, ahead of the buffer
+    fe.injected.clear();
     if (st == EVM_NET_CONTINUE) {
       upstream += fe.read_buf;
       fe.read_buf.clear();
@@ -312,6 +314,26 @@ TEST_P(ProduceHold, HeldOrCapturedNeverLostOrReordered) {
   EXPECT_EQ(h.metric("topic.other.produced_records"), deny ? 40 : 60);
   EXPECT_EQ(h.metric("denied"), deny ? 1 : 0);
   EXPECT_FALSE(fake_envoy().closed);
+}
+
+// Pipelined Produce frames in big reads: every read ends inside a frame, and the
+// decided frames in front of it are handed on (injected) instead of held, so
+// the held part stays about one frame.
+TEST(KafkaFilter, DecidedFramesAheadOfAHeldOneAreHandedOn) {
+  Harness h(cfg_with(R"("acl":{"produce":{"deny":["secret*"]}})"));
+  fake_envoy().buffer_limit = 16u << 20;
+  const std::string batch = make_batch(sample_records(3000), 0);  // ~100 KiB
+  std::string wire;
+  for (int i = 0; i < 12; ++i) wire += produce_frame(i, 9, -1, {{"ok", batch}});
+  size_t max_held = 0;
+  const size_t step = wire.size() / 3 + 17;  // reads end inside frames
+  for (size_t i = 0; i < wire.size(); i += step) {
+    h.client_sends(std::string_view(wire).substr(i, step));
+    max_held = std::max(max_held, fake_envoy().read_buf.size());
+  }
+  EXPECT_EQ(h.upstream, wire);
+  EXPECT_LT(max_held, 2 * (batch.size() + 200));
+  EXPECT_EQ(h.metric("topic.other.produced_records"), 12 * 3000);
 }
 
 INSTANTIATE_TEST_SUITE_P(Limits, ProduceHold,

@@ -81,7 +81,10 @@ inline void fuzz_filter_one(const uint8_t* data, size_t size) {
     } else if ((op & 1) == 0) {
       sent += piece;
       fe.read_buf += piece;
-      if (f->on_read(fe.read_buf.size(), false) == EVM_NET_CONTINUE) {
+      const int st = f->on_read(fe.read_buf.size(), false);
+      upstream += fe.injected;  // handed on during on_read, ahead of the buffer
+      fe.injected.clear();
+      if (st == EVM_NET_CONTINUE) {
         upstream += fe.read_buf;
         fe.read_buf.clear();
       }
