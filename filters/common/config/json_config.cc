@@ -17,6 +17,15 @@ bool parse_json(std::string_view text, Json* out, std::string* error) {
   return true;
 }
 
+bool valid_name(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 std::string join(const std::string& path, std::string_view key) {
   if (path.empty()) return std::string(key);
   std::string r = path;

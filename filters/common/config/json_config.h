@@ -18,6 +18,10 @@ using Json = nlohmann::json;
 // Parses JSON text without exceptions. On failure sets *error.
 bool parse_json(std::string_view text, Json* out, std::string* error);
 
+// A name that becomes part of a metric name (stat_prefix, group names, policy
+// names): 1-64 characters of [A-Za-z0-9_-].
+bool valid_name(std::string_view s);
+
 // Joins a path and a key / index: join("acl", "publish") == "acl.publish".
 std::string join(const std::string& path, std::string_view key);
 std::string join(const std::string& path, size_t index);

@@ -1,5 +1,7 @@
 #include "filters/common/config/policy_ref.h"
 
+#include "filters/common/config/json_config.h"
+
 namespace evmesh::live {
 
 bool read_policy_ref(const nlohmann::json& root, PolicyRef* out, std::string* error) {
@@ -24,7 +26,7 @@ bool read_policy_ref(const nlohmann::json& root, PolicyRef* out, std::string* er
     return false;
   }
   const std::string name = p["name"].get<std::string>();
-  if (name.empty() || name.size() > 64 || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != std::string::npos) {
+  if (!config::valid_name(name)) {
     *error = "policy.name: must be 1-64 characters of [A-Za-z0-9_-]";
     return false;
   }

@@ -8,19 +8,11 @@ namespace {
 
 using config::Json;
 using config::ObjectReader;
+using config::valid_name;
 using config::join;
 
 constexpr size_t kMaxGroups = 64;
 constexpr size_t kMaxRules = 1024;
-
-bool valid_name(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 bool topic_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||

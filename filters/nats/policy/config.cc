@@ -8,18 +8,10 @@ namespace {
 
 using config::Json;
 using config::ObjectReader;
+using config::valid_name;
 
 constexpr size_t kMaxGroups = 64;
 constexpr size_t kMaxPatterns = 1024;
-
-bool valid_name(std::string_view s) {
-  if (s.empty() || s.size() > 64) return false;
-  for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 bool read_patterns(ObjectReader& r, std::string_view key, std::vector<SubjectPattern>* out, bool* present) {
   std::vector<std::string> texts;
