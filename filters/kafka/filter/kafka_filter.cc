@@ -357,6 +357,18 @@ bool KafkaFilter::c2s_head(const FrameHead& h) {
     c2s_capture_ = true;
     return true;
   }
+  if (!accept_request(h)) return false;
+  if (req_.api_key == api::kProduce) {
+    start_produce_walk(h);
+  } else if (req_.api_key == api::kFetch && cfg_->consume.restricts()) {
+    c2s_capture_ = true;
+  }
+  return c2s_capture_;
+}
+
+// The request header just decoded: its api key must be in the table and its
+// version known (ApiVersions excepted: a broker answers a newer one itself).
+bool KafkaFilter::accept_request(const FrameHead& h) {
   req_header_ok_ = true;
   note_client_id();
   if (!req_.known) {
@@ -369,26 +381,27 @@ bool KafkaFilter::c2s_head(const FrameHead& h) {
                     std::to_string(req_.api_version));
     return false;
   }
-  if (req_.api_key == api::kProduce) {
-    Walk& w = walks_[0];
-    w.active = true;
-    w.header_size = req_.size;
-    w.walker = std::make_unique<RecordsBodyWalker>(RecordsBodyWalker::Kind::kProduceRequest, req_.api_version,
-                                                   h.size - req_.size, 4 + req_.size, cfg_->verify_crc);
-    w.records = w.bytes = w.quota_wait_ns = 0;
-    w.crc_error = false;
-    w.group = cfg_->topics.size();
-    w.quota = -1;
-    w.decide = cfg_->produce_needs_body();
-    w.in_partition = false;
-    w.topic_code = 0;
-    w.refused.clear();
-    frame_hold_ = w.decide;
-    own_capture_ = false;
-  } else if (req_.api_key == api::kFetch && cfg_->consume.restricts()) {
-    c2s_capture_ = true;
-  }
-  return c2s_capture_;
+  return true;
+}
+
+// A Produce body is walked as it passes (metrics, CRCs, quotas, and under
+// policies the per-partition verdicts); under policies it is held until then.
+void KafkaFilter::start_produce_walk(const FrameHead& h) {
+  Walk& w = walks_[0];
+  w.active = true;
+  w.header_size = req_.size;
+  w.walker = std::make_unique<RecordsBodyWalker>(RecordsBodyWalker::Kind::kProduceRequest, req_.api_version,
+                                                 h.size - req_.size, 4 + req_.size, cfg_->verify_crc);
+  w.records = w.bytes = w.quota_wait_ns = 0;
+  w.crc_error = false;
+  w.group = cfg_->topics.size();
+  w.quota = -1;
+  w.decide = cfg_->produce_needs_body();
+  w.in_partition = false;
+  w.topic_code = 0;
+  w.refused.clear();
+  frame_hold_ = w.decide;
+  own_capture_ = false;
 }
 
 void KafkaFilter::walk_feed(Walk& w, const FrameHead& h, uint64_t at, std::string_view piece, bool c2s) {
@@ -430,21 +443,24 @@ void KafkaFilter::c2s_frame(const FrameHead& h, std::string_view payload) {
                       (err.reason ? err.reason : "bad request header"));
       return;
     }
-    if (!req_.known) {
-      fatal(true, "offset " + std::to_string(h.start) + ": unknown api key " + std::to_string(req_.api_key));
-      return;
+    if (!accept_request(h)) return;
+    if (req_.api_key == api::kProduce) {
+      // Captured whole (its header outgrew the head): walked now, judged by
+      // the same walk as any Produce, and put back (or re-encoded) from cap_.
+      c2s_capture_ = false;
+      start_produce_walk(h);
+      own_capture_ = true;
+      cap_ = frame_of(std::string_view(), payload);
+      walk_feed(walks_[0], h, 0, payload, true);
+      if (fatal_) return;
     }
-    req_header_ok_ = true;
-    note_client_id();
   }
   const KafkaMetrics& m = config_.m();
   bool expect = true;
   Walk& w = walks_[0];
   if (c2s_capture_) {
     std::string out;
-    if (req_.api_key == api::kProduce) {
-      out = process_produce(req_, payload, &expect);
-    } else if (req_.api_key == api::kFetch && cfg_->consume.restricts()) {
+    if (req_.api_key == api::kFetch && cfg_->consume.restricts()) {
       out = process_fetch_request(req_, payload);
     } else {
       out = frame_of(payload.substr(0, 0), payload);
@@ -720,107 +736,6 @@ std::string KafkaFilter::rewrite_produce(const RequestHeader& hdr, std::string_v
     }
     if (!kt.partitions.empty()) kept.topics.push_back(std::move(kt));
   }
-  return frame_of(payload.substr(0, hdr.size), encode_produce_request(kept, hdr.api_version));
-}
-
-std::string KafkaFilter::process_produce(const RequestHeader& hdr, std::string_view payload, bool* expect) {
-  const KafkaMetrics& m = config_.m();
-  const std::string_view body = payload.substr(hdr.size);
-  const size_t base = 4 + hdr.size;
-  ProduceRequest req;
-  Error err;
-  if (!decode_produce_request(body, hdr.api_version, &req, &err, base)) {
-    fatal(true, "offset " + std::to_string(err.offset) + ": " + err.reason);
-    return {};
-  }
-  *expect = req.acks != 0;
-  Pending pend;
-  ProduceRequest kept = req;
-  kept.topics.clear();
-  bool changed = false;
-  uint64_t wait = 0;
-  for (const ProduceTopic& t : req.topics) {
-    const std::string name = t.name.null ? std::string() : std::string(t.name.v);
-    const size_t gi = group_of(name);
-    const KafkaMetrics::Group& g = m.groups[gi];
-    const bool allowed = cfg_->produce.allowed(name);
-    const int16_t min_acks = cfg_->durability.empty() ? 0 : cfg_->min_acks(name);
-    const bool acks_ok = acks_strength(req.acks) >= acks_strength(min_acks);
-    ProduceTopic kt = t;
-    kt.partitions.clear();
-    Pending::Topic denied{name, {}};
-    uint64_t trec = 0, tbytes = 0;
-    for (const ProducePartition& p : t.partitions) {
-      uint64_t records = 0, largest = 0;
-      if (!p.records.null && !p.records.v.empty()) {
-        BatchIterator it(p.records.v, false, base + p.records_offset);
-        Batch b;
-        while (it.next(&b)) {
-          if (cfg_->verify_crc && !verify_crc(b)) {
-            deltas_.add(m.crc_errors);
-            fatal(true, "offset " + std::to_string(b.offset) + ": record batch CRC-32C mismatch (topic " + name +
-                            ", partition " + std::to_string(p.index) + ")");
-            return {};
-          }
-          if (b.header.records_count > 0) records += static_cast<uint64_t>(b.header.records_count);
-          if (b.header.total_size() > largest) largest = b.header.total_size();
-        }
-        if (!it.ok()) {
-          fatal(true, "offset " + std::to_string(it.error().offset) + ": " + it.error().reason);
-          return {};
-        }
-      }
-      const uint64_t bytes = p.records.null ? 0 : p.records.v.size();
-      Pending::Part part{p.index, 0, {}};
-      if (!allowed) {
-        part.error_code = kTopicAuthorizationFailed;
-        part.message = "evmesh: produce to topic '" + name + "' is denied by the sidecar's ACL";
-        deltas_.add(g.produce_denied);
-        deltas_.add(m.denied);
-      } else if (!acks_ok) {
-        part.error_code = kInvalidRequiredAcks;
-        part.message = "evmesh: topic '" + name + "' requires acks=" + acks_name(min_acks) + ", request has acks=" +
-                       acks_name(req.acks);
-        deltas_.add(m.durability_denied);
-      } else if (cfg_->max_batch_bytes != 0 && largest > cfg_->max_batch_bytes) {
-        part.error_code = kMessageTooLarge;
-        part.message = "evmesh: record batch of " + std::to_string(largest) + " bytes exceeds max_batch_bytes " +
-                       std::to_string(cfg_->max_batch_bytes);
-        deltas_.add(m.batch_too_large);
-      }
-      if (part.error_code != 0) {
-        if (log_enabled(EVM_LOG_DEBUG)) log(EVM_LOG_DEBUG, conn_tag() + part.message);
-        denied.parts.push_back(std::move(part));
-        changed = true;
-      } else {
-        kt.partitions.push_back(p);
-        trec += records;
-        tbytes += bytes;
-      }
-    }
-    if (!kt.partitions.empty()) kept.topics.push_back(std::move(kt));
-    if (!denied.parts.empty()) pend.produce_errors.push_back(std::move(denied));
-    if (trec) deltas_.add(g.produced_records, trec);
-    if (tbytes) deltas_.add(g.produced_bytes, tbytes);
-    if (!cfg_->quotas.empty() && (trec || tbytes)) {
-      const int q = cfg_->quota(name);
-      if (q >= 0) wait = std::max(wait, take_quota(q, 'p', trec, tbytes));
-    }
-  }
-  if (changed && req.acks == 0) {
-    // Kafka answers nothing to acks=0; on an error it closes the connection.
-    fatal(true,
-          "Produce with acks=0 refused (" + pend.produce_errors.front().parts.front().message +
-              "); Kafka closes acks=0 connections on errors",
-          false);
-    return {};
-  }
-  if (wait > 0) {
-    throttle_for(wait);
-    pend.throttle_ms = static_cast<int32_t>(wait / 1000000 + 1);
-  }
-  if (*expect && !pend.empty()) pending_[hdr.correlation_id] = std::move(pend);
-  if (!changed) return frame_of(std::string_view(), payload);
   return frame_of(payload.substr(0, hdr.size), encode_produce_request(kept, hdr.api_version));
 }
 

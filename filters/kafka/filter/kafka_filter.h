@@ -151,10 +151,11 @@ class KafkaFilter : public NetworkFilter, private WalkSink {
   void batch(const BatchHeader& h, uint64_t offset, uint64_t size, bool header_complete, bool complete,
              bool crc_ok) override;
 
-  std::string process_produce(const RequestHeader& hdr, std::string_view payload, bool* expect_response);
   // Produce under policies, walked: the frame is held in Envoy's buffer (or,
   // past the hold limit, captured into cap_) until its verdicts are in.
   void end_partition(Walk& w);
+  bool accept_request(const FrameHead& h);
+  void start_produce_walk(const FrameHead& h);
   std::string rewrite_produce(const RequestHeader& hdr, std::string_view payload, const std::vector<Pending::Topic>& refused);
   size_t hold_limit() const;
   std::string process_fetch_request(const RequestHeader& hdr, std::string_view payload);

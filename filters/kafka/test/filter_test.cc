@@ -94,7 +94,8 @@ std::vector<std::string> split_frames(const std::string& wire) {
 }
 
 std::string produce_frame(int32_t corr, int16_t version, int16_t acks,
-                          const std::vector<std::pair<std::string, std::string>>& topic_batches) {
+                          const std::vector<std::pair<std::string, std::string>>& topic_batches,
+                          const std::string& client_id = "producer-1") {
   ProduceRequest req;
   req.acks = acks;
   req.timeout_ms = 1000;
@@ -108,7 +109,7 @@ std::string produce_frame(int32_t corr, int16_t version, int16_t acks,
   h.api_key = api::kProduce;
   h.api_version = version;
   h.correlation_id = corr;
-  h.client_id = Str::of("producer-1");
+  h.client_id = Str::of(client_id);
   h.header_version = request_header_version(api::kProduce, version);
   std::string hb;
   encode_request_header(h, &hb);
@@ -338,6 +339,34 @@ TEST(KafkaFilter, DecidedFramesAheadOfAHeldOneAreHandedOn) {
 
 INSTANTIATE_TEST_SUITE_P(Limits, ProduceHold,
                          ::testing::Combine(::testing::Values(0u, 256u, 100000u), ::testing::Bool()));
+
+// A client id longer than the head the splitter hands over (512 bytes): the
+// frame is captured whole and judged by the same walk as any Produce.
+TEST(KafkaFilter, LongClientIdProduceIsJudgedTheSameWay) {
+  for (size_t step : {size_t(0), size_t(7)}) {
+    Harness h(cfg_with(R"("acl":{"produce":{"deny":["secret*"]}},"topics":[{"name":"ok","pattern":"ok"}])"),
+              step ? 3 : 0);
+    const std::string batch = make_batch(sample_records(3), 0);
+    const std::string cid(700, 'c');
+    h.client_in_pieces(produce_frame(7, 9, -1, {{"ok", batch}, {"secret.x", batch}}, cid), step);
+    auto up = split_frames(h.upstream);
+    ASSERT_EQ(up.size(), 1u);
+    ProduceRequest got = decode_upstream_produce(up[0], 9);
+    ASSERT_EQ(got.topics.size(), 1u);
+    EXPECT_EQ(got.topics[0].name.v, "ok");
+    EXPECT_EQ(h.metric("topic.ok.produced_records"), 3);
+    EXPECT_EQ(h.metric("denied"), 1);
+    h.server_sends(produce_response_frame(7, 9, {"ok"}));
+    std::string storage;
+    ProduceResponse r = decode_client_produce(split_frames(h.client)[0], 9, &storage);
+    ASSERT_EQ(r.topics.size(), 2u);
+    EXPECT_EQ(r.topics[1].partitions[0].error_code, 29);
+    // Allowed: forwarded byte for byte.
+    const std::string ok = produce_frame(8, 9, -1, {{"ok", batch}}, cid);
+    h.client_in_pieces(ok, step);
+    EXPECT_EQ(h.upstream.substr(h.upstream.size() - ok.size()), ok);
+  }
+}
 
 TEST(KafkaFilter, AllTopicsDeniedStillAnsweredInOrder) {
   Harness h(cfg_with(R"("acl":{"produce":{"allow":["ok"]}})"));
