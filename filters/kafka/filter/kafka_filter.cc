@@ -265,7 +265,7 @@ int KafkaFilter::on_read(size_t /*length*/, bool end_stream) {
       // buffer never reaches its high watermark while we wait.
       own_capture_ = true;
       if (log_enabled(EVM_LOG_DEBUG)) {
-        log(EVM_LOG_DEBUG, conn_tag() + "Produce frame of " + std::string("in progress") + " outgrew the hold limit " +
+        log(EVM_LOG_DEBUG, conn_tag() + "a held Produce frame outgrew the hold limit " +
                                std::to_string(hold_limit()) + " (buffer " + std::to_string(total) + "): copying it");
       }
       cap_.clear();
